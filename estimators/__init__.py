@@ -1,0 +1,22 @@
+"""Gradient-estimator plug-ins for stochastic hard attention.
+
+    from estimators import SampleTerms, get_estimator
+    est = get_estimator("reinforce", num_samples=5)
+    out = est(SampleTerms(log_likelihood=l, log_prior=p, baseline=b))   # each [B, K]
+    out.loss.backward()
+"""
+from .base import Estimator, EstimatorOutput, SampleTerms
+from .registry import ENTRY_POINT_GROUP, available_estimators, get_estimator, register
+from .reinforce import Reinforce, reinforce_surrogate
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Estimator",
+    "EstimatorOutput",
+    "Reinforce",
+    "SampleTerms",
+    "available_estimators",
+    "get_estimator",
+    "register",
+    "reinforce_surrogate",
+]

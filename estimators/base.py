@@ -1,0 +1,97 @@
+"""The estimator contract: per-sample terms in, a surrogate loss and metrics out.
+
+An estimator sees, for each of B examples, K sampled attention sequences a^1..a^K and the
+differentiable log-densities the model computed for them (``SampleTerms``). It returns a
+scalar surrogate whose gradient is minus its gradient estimate, averaged over the batch.
+Estimators are ``nn.Module``s only so that any state they keep (moving-average baselines,
+control-variate coefficients) is saved in checkpoints; the maths lives in pure functions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ram_lightning.errors import UserError
+
+SAMPLE_SOURCES = ("prior", "proposal")
+
+
+@dataclass
+class SampleTerms:
+    """Per-sample terms of one batch; every tensor is [B, K].
+
+    Attributes:
+        log_likelihood: log p(y | a^k, I; theta), differentiable in theta.
+        log_prior: log p(a^k | I; theta), summed over glimpses, differentiable in theta.
+        log_proposal: log q(a^k | y, I; eta) or None when sampling from the prior.
+        baseline: a learned baseline b(I) (must not depend on a^k), or None.
+        correct: 1.0 where sample k classifies example b correctly (for 0/1 rewards), or None.
+        entropy: entropy of the policy summed over glimpses (for entropy bonuses), or None.
+    """
+
+    log_likelihood: Tensor
+    log_prior: Tensor
+    log_proposal: Optional[Tensor] = None
+    baseline: Optional[Tensor] = None
+    correct: Optional[Tensor] = None
+    entropy: Optional[Tensor] = None
+
+    def __post_init__(self) -> None:
+        shape = self.log_likelihood.shape
+        if self.log_likelihood.dim() != 2:
+            raise UserError(f"SampleTerms.log_likelihood must be [B, K], got shape {tuple(shape)}")
+        for name in ("log_prior", "log_proposal", "baseline", "correct", "entropy"):
+            value = getattr(self, name)
+            if value is not None and value.shape != shape:
+                raise UserError(
+                    f"SampleTerms.{name} must have the shape of log_likelihood {tuple(shape)}, "
+                    f"got {tuple(value.shape)}"
+                )
+
+    @property
+    def num_samples(self) -> int:
+        return self.log_likelihood.shape[1]
+
+
+@dataclass
+class EstimatorOutput:
+    """``loss``: scalar surrogate (backward gives minus the gradient estimate, mean over B);
+    ``metrics``: detached scalars for logging."""
+
+    loss: Tensor
+    metrics: Dict[str, Tensor] = field(default_factory=dict)
+
+
+class Estimator(nn.Module):
+    """Base class of gradient-estimator plug-ins.
+
+    Subclasses set ``sample_from`` ("prior": a^k ~ p(a|I); "proposal": a^k ~ q(a|y,I)) and
+    implement ``forward(terms) -> EstimatorOutput``. ``needs_baseline`` tells the module to
+    build a learned baseline head and fill ``SampleTerms.baseline``.
+
+    Args:
+        num_samples: K, the attention sequences drawn per example in training.
+    """
+
+    sample_from: str = "prior"
+
+    def __init__(self, num_samples: int = 1) -> None:
+        super().__init__()
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise UserError(f"{type(self).__name__}: num_samples must be an integer >= 1, got {num_samples!r}")
+        if self.sample_from not in SAMPLE_SOURCES:
+            raise UserError(f"{type(self).__name__}.sample_from must be one of {SAMPLE_SOURCES}, got {self.sample_from!r}")
+        self.num_samples = num_samples
+
+    @property
+    def needs_baseline(self) -> bool:
+        return False
+
+    def forward(self, terms: SampleTerms) -> EstimatorOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"num_samples={self.num_samples}, sample_from={self.sample_from!r}"

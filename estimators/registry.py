@@ -1,0 +1,76 @@
+"""Estimator registry: ``register(name)`` and ``get_estimator(name, **kwargs)``.
+
+Other installed packages add estimators through the entry-point group
+``ram_lightning.estimators`` (``name = package.module:Class``); they are loaded the first time
+a name is not found among the registered ones.
+"""
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import entry_points
+from typing import Callable, Dict, Type, TypeVar, Union
+
+from ram_lightning.errors import UserError
+
+from .base import Estimator
+
+ENTRY_POINT_GROUP = "ram_lightning.estimators"
+
+_REGISTRY: Dict[str, Type[Estimator]] = {}
+E = TypeVar("E", bound=Type[Estimator])
+
+
+def register(name: str) -> Callable[[E], E]:
+    """Class decorator: make an ``Estimator`` subclass available under ``name``."""
+
+    def decorator(cls: E) -> E:
+        if not (isinstance(cls, type) and issubclass(cls, Estimator)):
+            raise TypeError(f"register({name!r}) expects an Estimator subclass, got {cls!r}")
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing is not cls:
+            raise ValueError(f"estimator name {name!r} is already registered to {existing.__module__}.{existing.__qualname__}")
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def _load_entry_points() -> None:
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        if entry_point.name in _REGISTRY:
+            continue
+        try:
+            cls = entry_point.load()
+        except Exception as error:  # a broken plug-in must not hide the others
+            raise UserError(
+                f"estimator plug-in {entry_point.name!r} ({entry_point.value}) from entry-point group "
+                f"{ENTRY_POINT_GROUP!r} failed to import: {error}"
+            ) from error
+        register(entry_point.name)(cls)
+
+
+def available_estimators() -> list:
+    """Sorted names of every registered or entry-point estimator."""
+    _load_entry_points()
+    return sorted(_REGISTRY)
+
+
+def get_estimator(name: Union[str, Estimator], **kwargs) -> Estimator:
+    """Instantiate the estimator registered as ``name`` with ``kwargs`` (an instance passes through)."""
+    if isinstance(name, Estimator):
+        if kwargs:
+            raise UserError("get_estimator: keyword arguments given with an estimator instance")
+        return name
+    if name not in _REGISTRY:
+        _load_entry_points()
+    if name not in _REGISTRY:
+        raise UserError(
+            f"unknown estimator {name!r}; registered: {', '.join(sorted(_REGISTRY))}. "
+            f"Give a registered name, or a class_path to an Estimator subclass."
+        )
+    cls = _REGISTRY[name]
+    try:
+        inspect.signature(cls).bind(**kwargs)
+    except TypeError as error:
+        raise UserError(f"estimator {name!r} ({cls.__qualname__}): {error}; accepted: {inspect.signature(cls)}") from None
+    return cls(**kwargs)

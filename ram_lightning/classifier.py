@@ -1,0 +1,162 @@
+"""AttentionClassifier: a recurrent hard-attention image classifier trained by any estimator.
+
+    ram fit --config configs/quickstart.yaml
+
+One ``model_step`` serves training, validation and testing. In training, K = the
+estimator's ``num_samples`` glimpse sequences are drawn per image and their per-sample terms
+go to the estimator; in evaluation, M = ``eval_samples`` sequences are drawn from the prior
+and two errors are logged: ``{split}/error`` (the first sample alone) and
+``{split}/error_avg{M}`` (class probabilities averaged over the M samples).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+from estimators import Estimator, SampleTerms, get_estimator
+from ram_lightning.core import AttentionCore, Rollout
+from ram_lightning.errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+
+def default_optimizer(params) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=1e-3)
+
+
+class AttentionClassifier(pl.LightningModule):
+    """Recurrent attention model for classification (RAM / DRAM / WS-RAM).
+
+    Args:
+        image_shape: (C, H, W); linked from the DataModule by the ``ram`` CLI.
+        num_classes: number of classes; linked from the DataModule by the ``ram`` CLI.
+        glimpse_size, num_patches, num_glimpses, scales, hidden_size, glimpse_hidden,
+        glimpse_features, context_size, location_std, learn_std, scale_epsilon:
+            the attention core (see ``ram_lightning.core.AttentionCore``).
+        estimator: a registered estimator name (its defaults) or an ``Estimator`` instance
+            (``class_path`` + ``init_args`` in YAML).
+        optimizer: optimizer factory over the module's parameters (default Adam, lr 1e-3).
+        lr_scheduler: optional scheduler factory.
+        eval_samples: M, glimpse sequences averaged at validation / test time.
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int] = (1, 60, 60),
+        num_classes: int = 10,
+        glimpse_size: int = 12,
+        num_patches: int = 3,
+        num_glimpses: int = 6,
+        scales: Optional[Sequence[float]] = None,
+        hidden_size: int = 256,
+        glimpse_hidden: int = 128,
+        glimpse_features: int = 256,
+        context_size: int = 12,
+        location_std: float = 0.1,
+        learn_std: bool = False,
+        scale_epsilon: float = 0.0,
+        estimator: Union[str, Estimator] = "reinforce",
+        optimizer: OptimizerCallable = default_optimizer,
+        lr_scheduler: Optional[LRSchedulerCallable] = None,
+        eval_samples: int = 10,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
+        if num_classes < 2:
+            raise UserError(f"AttentionClassifier: num_classes must be >= 2, got {num_classes}")
+        if eval_samples < 1:
+            raise UserError(f"AttentionClassifier: eval_samples must be >= 1, got {eval_samples}")
+        self.num_classes = num_classes
+        self.eval_samples = eval_samples
+        self.core = AttentionCore(
+            image_shape, glimpse_size, num_patches, num_glimpses, scales, hidden_size,
+            glimpse_hidden, glimpse_features, context_size, location_std, learn_std, scale_epsilon,
+        )
+        self.head = nn.Linear(hidden_size, num_classes)
+        self.estimator = get_estimator(estimator)
+        # b(I): reads the context features (detached), so training it never moves the core.
+        self.baseline = nn.Sequential(nn.Linear(hidden_size, 1)) if self.estimator.needs_baseline else None
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        # Error rates as means of 0/1 mistakes: torchmetrics sums them across DDP processes.
+        # keys "{split}_error" (first sample) and "{split}_error_avg" (M-sample average)
+        self.errors = nn.ModuleDict({f"{split}_error": MeanMetric() for split in SPLITS})
+        self.errors.update({f"{split}_error_avg": MeanMetric() for split in SPLITS[1:]})
+
+    # ----------------------------------------------------------------- maths
+    def check_batch(self, images: Tensor, targets: Tensor) -> None:
+        """Raise a UserError for images of the wrong shape or labels out of range."""
+        self.core.check_images(images)
+        if targets.dim() != 1 or targets.shape[0] != images.shape[0] or targets.dtype not in (torch.int64, torch.int32):
+            raise UserError(f"expected integer labels of shape [{images.shape[0]}], got {targets.dtype} {tuple(targets.shape)}")
+        if targets.numel() and (targets.min() < 0 or targets.max() >= self.num_classes):
+            bad = targets[(targets < 0) | (targets >= self.num_classes)][0].item()
+            raise UserError(f"label {bad} out of range: model.num_classes={self.num_classes} expects labels in [0, {self.num_classes - 1}]")
+
+    def sample_terms(self, images: Tensor, targets: Tensor, num_samples: int) -> Tuple[SampleTerms, Tensor, Rollout]:
+        """Roll out K sequences per image; returns the terms [B, K], log p(. | a, I) [B, K, C] and the rollout."""
+        rollout = self.core.rollout(images, num_samples)
+        log_probs = self.head(rollout.hidden).log_softmax(-1)  # [B, K, C]
+        index = targets.long()[:, None, None].expand(-1, num_samples, 1)
+        log_likelihood = log_probs.gather(-1, index).squeeze(-1)  # [B, K]
+        baseline = None
+        if self.baseline is not None:
+            baseline = self.baseline(rollout.context.detach()).expand(-1, num_samples)  # [B, K]
+        correct = (log_probs.argmax(-1) == targets[:, None]).float()
+        terms = SampleTerms(log_likelihood, rollout.log_prior, None, baseline, correct, rollout.entropy)
+        return terms, log_probs, rollout
+
+    def forward(self, images: Tensor, num_samples: int = 1) -> Tensor:
+        """Class probabilities [B, C] averaged over ``num_samples`` glimpse sequences from the prior."""
+        self.core.check_images(images)
+        rollout = self.core.rollout(images, num_samples)
+        return self.head(rollout.hidden).softmax(-1).mean(1)
+
+    # ----------------------------------------------------------------- steps
+    def model_step(self, batch: Tuple[Tensor, Tensor], split: str) -> Optional[Tensor]:
+        images, targets = batch
+        self.check_batch(images, targets)
+        num_samples = self.estimator.num_samples if split == "train" else self.eval_samples
+        terms, log_probs, _ = self.sample_terms(images, targets, num_samples)
+        batch_size = images.shape[0]
+        error = self.errors[f"{split}_error"]
+        error.update((log_probs[:, 0].argmax(-1) != targets).float())
+        self.log(f"{split}/error", error, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        if split != "train":
+            error_avg = self.errors[f"{split}_error_avg"]
+            error_avg.update((log_probs.exp().mean(1).argmax(-1) != targets).float())
+            self.log(f"{split}/error_avg{num_samples}", error_avg, on_epoch=True, batch_size=batch_size)
+            self.log(f"{split}/log_likelihood", terms.log_likelihood.mean(), on_epoch=True, batch_size=batch_size)
+            return None
+        output = self.estimator(terms)
+        if not torch.isfinite(output.loss):
+            raise FloatingPointError(f"estimator {type(self.estimator).__name__} returned a non-finite loss {output.loss.item()}")
+        self.log("train/loss", output.loss, prog_bar=True, batch_size=batch_size)
+        for name, value in output.metrics.items():
+            self.log(f"train/{name}", value, batch_size=batch_size)
+        return output.loss
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        return self.model_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self.model_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self.model_step(batch, "test")
+
+    def predict_step(self, batch, batch_idx: int) -> Dict[str, Tensor]:
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        probabilities = self(images, self.eval_samples)
+        return {"probabilities": probabilities, "prediction": probabilities.argmax(-1)}
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.lr_scheduler_factory(optimizer), "monitor": "val/error"}}

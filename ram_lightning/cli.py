@@ -1,0 +1,70 @@
+"""The ``ram`` command: Lightning's CLI over the attention models and data modules.
+
+    ram fit --config configs/quickstart.yaml            # trains, then tests the best checkpoint
+    ram test --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt
+    ram fit --help ; ram fit --print_config
+
+Models and data modules are chosen by ``class_path`` in the config. The DataModule's
+``image_shape`` and ``num_classes`` are linked into the model, so the two cannot disagree.
+An estimator is given by registered name (``estimator: reinforce``) or by ``class_path``;
+plug-ins installed under the ``ram_lightning.estimators`` entry-point group are found by name.
+"""
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import pytorch_lightning as pl
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.utilities import rank_zero_info
+
+from ram_lightning.errors import UserError
+
+
+class RamCLI(LightningCLI):
+    """LightningCLI with the data -> model links and a test run after ``fit``."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--test_after_fit", type=bool, default=True,
+            help="After `ram fit`, run the test set on the best checkpoint (ignored by other subcommands).",
+        )
+        parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+
+    def after_fit(self) -> None:
+        if not self.config_dump_value("test_after_fit") or self.trainer.interrupted:
+            return
+        checkpoint = self.trainer.checkpoint_callback
+        ckpt_path = "best" if checkpoint is not None and getattr(checkpoint, "best_model_path", "") else None
+        rank_zero_info(f"Testing the {'best checkpoint' if ckpt_path else 'final weights'} on the test set")
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+
+    def config_dump_value(self, key: str):
+        return self.config.get(self.subcommand, self.config).get(key)
+
+
+def build_cli(args: Optional[List[str]] = None, run: bool = True) -> RamCLI:
+    return RamCLI(
+        pl.LightningModule,
+        pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=args,
+        run=run,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+    )
+
+
+def main(args: Optional[List[str]] = None) -> None:
+    """Entry point of the ``ram`` console script; user mistakes print one line, no traceback."""
+    try:
+        build_cli(args)
+    except UserError as error:
+        print(f"ram: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

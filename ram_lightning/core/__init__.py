@@ -1,0 +1,18 @@
+"""The shared attention core: pure ``nn.Module``s, no Lightning."""
+from .glimpse import GlimpseNetwork, GlimpseSensor, image_pyramid
+from .policy import AttentionAction, AttentionDistribution, AttentionHead
+from .recurrent import ContextNetwork, PredictionNetwork
+from .rollout import AttentionCore, Rollout
+
+__all__ = [
+    "AttentionAction",
+    "AttentionCore",
+    "AttentionDistribution",
+    "AttentionHead",
+    "ContextNetwork",
+    "GlimpseNetwork",
+    "GlimpseSensor",
+    "PredictionNetwork",
+    "Rollout",
+    "image_pyramid",
+]

@@ -1,0 +1,163 @@
+"""AttentionCore: the shared attention model, and ``rollout`` of K glimpse sequences.
+
+The K samples of each example are folded into the batch (rows r = b * K + k) for every
+network call; the only Python loop is over the N glimpses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from ram_lightning.errors import UserError
+
+from .glimpse import GlimpseNetwork, GlimpseSensor
+from .policy import AttentionDistribution, AttentionHead, scale_factors, where_features
+from .recurrent import ContextNetwork, PredictionNetwork
+
+# A proposal maps (top hidden state [B*K, H], glimpse index n) to q(a_n | y, a_<n, I).
+Proposal = Callable[[Tensor, int], AttentionDistribution]
+
+
+@dataclass
+class Rollout:
+    """K sampled glimpse sequences per example.
+
+    Attributes:
+        hidden: [B, K, H] bottom-layer state after the last glimpse (the task head reads it).
+        log_prior: [B, K] log p(a^k | I), summed over glimpses (differentiable).
+        log_proposal: [B, K] log q(a^k | y, I) when sampled from a proposal, else None.
+        entropy: [B, K] entropy of p summed over glimpses.
+        locations: [B, K, N, 2] the glimpse locations used.
+        scales: [B, K, N] scale indices used, or None without scale choice.
+        context: [B, H] the context network's output (an input for baselines b(I)).
+    """
+
+    hidden: Tensor
+    log_prior: Tensor
+    log_proposal: Optional[Tensor]
+    entropy: Tensor
+    locations: Tensor
+    scales: Optional[Tensor]
+    context: Tensor
+
+
+def _pair(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    size = tuple(size)
+    if len(size) != 2:
+        raise UserError(f"image size must be an int or (height, width), got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+class AttentionCore(nn.Module):
+    """Glimpse sensor + glimpse network + two-layer LSTM + glimpse policy.
+
+    Args:
+        image_shape: (C, H, W) of the input images.
+        glimpse_size: g, side of each retina patch.
+        num_patches: P, concentric patches per glimpse (each twice as wide).
+        num_glimpses: N.
+        scales: width factors the policy chooses among (the scale action), or None.
+        hidden_size: LSTM state size.
+        glimpse_hidden: size of the what/where branches of the glimpse network.
+        glimpse_features: size of the glimpse network's output.
+        context_size: side of the low-resolution copy the context network reads.
+        location_std: std of the location policy (fixed, or initial when learned).
+        learn_std: learn a state-dependent std.
+        scale_epsilon: epsilon-uniform mixing of the scale policy in training.
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int] = (1, 60, 60),
+        glimpse_size: int = 12,
+        num_patches: int = 3,
+        num_glimpses: int = 6,
+        scales: Optional[Sequence[float]] = None,
+        hidden_size: int = 256,
+        glimpse_hidden: int = 128,
+        glimpse_features: int = 256,
+        context_size: int = 12,
+        location_std: float = 0.1,
+        learn_std: bool = False,
+        scale_epsilon: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if len(tuple(image_shape)) != 3:
+            raise UserError(f"image_shape must be (channels, height, width), got {tuple(image_shape)!r}")
+        channels, height, width = (int(v) for v in image_shape)
+        for name, value in (("channels", channels), ("height", height), ("width", width), ("glimpse_size", glimpse_size),
+                            ("num_patches", num_patches), ("num_glimpses", num_glimpses), ("hidden_size", hidden_size)):
+            if value < 1:
+                raise UserError(f"AttentionCore: {name} must be >= 1, got {value}")
+        if scales is not None and (len(scales) == 0 or any(s <= 0 for s in scales)):
+            raise UserError(f"AttentionCore: scales must be a non-empty list of positive factors, got {scales!r}")
+        self.image_shape = (channels, height, width)
+        self.num_glimpses = num_glimpses
+        self.hidden_size = hidden_size
+        num_scales = len(scales) if scales is not None and len(scales) > 1 else 0
+        self.num_scales = num_scales
+        self.register_buffer("scale_values", torch.tensor(list(scales), dtype=torch.float32) if num_scales else None, persistent=False)
+        self.sensor = GlimpseSensor(glimpse_size, num_patches)
+        self.glimpse = GlimpseNetwork(self.sensor.output_size * channels, 2 + num_scales, glimpse_hidden, glimpse_hidden, glimpse_features)
+        self.context = ContextNetwork(channels, hidden_size, context_size)
+        self.recurrent = PredictionNetwork(glimpse_features, hidden_size)
+        self.policy = AttentionHead(hidden_size, num_scales, location_std, learn_std, scale_epsilon=scale_epsilon)
+
+    def check_images(self, images: Tensor) -> None:
+        """Raise a UserError unless ``images`` is a float [B, C, H, W] batch of ``image_shape``."""
+        if not torch.is_tensor(images) or images.dim() != 4 or tuple(images.shape[1:]) != self.image_shape:
+            shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+            raise UserError(f"expected images of shape [B, {', '.join(map(str, self.image_shape))}] (model.image_shape), got {shape}")
+        if not images.is_floating_point():
+            raise UserError(f"expected floating-point images (e.g. in [0, 1]), got dtype {images.dtype}")
+
+    def rollout(self, images: Tensor, num_samples: int = 1, proposal: Optional[Proposal] = None) -> Rollout:
+        """Sample ``num_samples`` glimpse sequences per image.
+
+        Args:
+            images: [B, C, H, W].
+            num_samples: K.
+            proposal: if given, actions are drawn from it instead of the policy, and
+                ``log_proposal`` holds their log q; ``log_prior`` always scores the same actions.
+        """
+        self.check_images(images)
+        batch, samples = images.shape[0], num_samples
+        context = self.context(images)  # [B, H]
+        bottom, top = self.recurrent.initial_state(context.repeat_interleave(samples, dim=0))  # rows b*K + k
+        log_prior = images.new_zeros(batch * samples)
+        log_proposal = images.new_zeros(batch * samples) if proposal is not None else None
+        entropy = images.new_zeros(batch * samples)
+        locations, scales = [], []
+        for step in range(self.num_glimpses):
+            prior = self.policy(top[0])
+            if proposal is not None:
+                sampler = proposal(top[0], step)
+                action = sampler.sample()
+                log_proposal = log_proposal + sampler.log_prob(action)
+            else:
+                action = prior.sample()
+            log_prior = log_prior + prior.log_prob(action)
+            entropy = entropy + prior.entropy()
+            factor = scale_factors(action, self.scale_values)
+            patches = self.sensor(
+                images, action.location.view(batch, samples, 2), None if factor is None else factor.view(batch, samples)
+            )  # [B, K, P, C, g, g]
+            features = self.glimpse(patches.reshape(batch * samples, -1), where_features(action, self.num_scales))
+            bottom, top = self.recurrent(features, bottom, top)
+            locations.append(action.location)
+            if action.scale is not None:
+                scales.append(action.scale)
+        return Rollout(
+            hidden=bottom[0].view(batch, samples, -1),
+            log_prior=log_prior.view(batch, samples),
+            log_proposal=None if log_proposal is None else log_proposal.view(batch, samples),
+            entropy=entropy.view(batch, samples),
+            locations=torch.stack(locations, 1).view(batch, samples, self.num_glimpses, 2),
+            scales=torch.stack(scales, 1).view(batch, samples, self.num_glimpses) if scales else None,
+            context=context,
+        )

@@ -1,0 +1,79 @@
+"""The attention core: log-probabilities of the used actions, shapes, bad input."""
+import pytest
+import torch
+from torch.distributions import Categorical, Normal
+
+from ram_lightning.core import AttentionCore, AttentionDistribution
+from ram_lightning.errors import UserError
+
+SMALL = dict(image_shape=(1, 24, 20), glimpse_size=4, num_patches=2, num_glimpses=3, hidden_size=16,
+             glimpse_hidden=8, glimpse_features=16, context_size=6)
+
+
+def test_log_prior_scores_exactly_the_locations_the_sensor_used():
+    torch.manual_seed(1)
+    core = AttentionCore(**SMALL, scales=[0.5, 1.0, 2.0], location_std=0.3)
+    with torch.no_grad():  # a state-independent policy, so the density is easy to recompute
+        core.policy.location.weight.zero_()
+        core.policy.location.bias.copy_(torch.tensor([0.4, -0.2]))
+        core.policy.scale.weight.zero_()
+        core.policy.scale.bias.copy_(torch.tensor([0.0, 1.0, -1.0]))
+    seen = []
+    original = core.sensor.forward
+    core.sensor.forward = lambda images, locations, scales=None: seen.append((locations, scales)) or original(images, locations, scales)
+    images = torch.rand(4, 1, 24, 20)
+    rollout = core.rollout(images, num_samples=3)
+    used = torch.stack([loc for loc, _ in seen], dim=2)  # [B, K, N, 2]
+    torch.testing.assert_close(used, rollout.locations)
+    used_scales = torch.stack([s for _, s in seen], dim=2)  # [B, K, N] width factors
+    torch.testing.assert_close(used_scales, core.scale_values[rollout.scales])
+    location_density = Normal(torch.tanh(torch.tensor([0.4, -0.2])), 0.3).log_prob(rollout.locations).sum((-1, -2))
+    scale_density = Categorical(logits=torch.tensor([0.0, 1.0, -1.0])).log_prob(rollout.scales).sum(-1)
+    torch.testing.assert_close(rollout.log_prior, location_density + scale_density)
+
+
+def test_epsilon_uniform_scales_are_the_distribution_scored_in_training_only():
+    core = AttentionCore(**SMALL, scales=[1.0, 2.0], scale_epsilon=0.5)
+    with torch.no_grad():
+        core.policy.scale.weight.zero_()
+        core.policy.scale.bias.copy_(torch.tensor([20.0, -20.0]))  # the policy alone picks scale 0
+    core.train()
+    rollout = core.rollout(torch.rand(64, 1, 24, 20), num_samples=4)
+    assert (rollout.scales == 1).float().mean() > 0.15  # mixture: 25% scale 1
+    core.eval()
+    assert (core.rollout(torch.rand(64, 1, 24, 20), num_samples=4).scales == 1).sum() == 0
+
+
+def test_rollout_shapes_fold_samples_into_the_batch():
+    core = AttentionCore(**SMALL, learn_std=True)
+    rollout = core.rollout(torch.rand(5, 1, 24, 20), num_samples=7)
+    assert rollout.hidden.shape == (5, 7, 16)
+    assert rollout.log_prior.shape == rollout.entropy.shape == (5, 7)
+    assert rollout.locations.shape == (5, 7, 3, 2)
+    assert rollout.scales is None and rollout.log_proposal is None
+    assert rollout.context.shape == (5, 16)
+
+
+def test_samples_of_one_image_follow_the_same_policy_and_differ():
+    core = AttentionCore(**SMALL)
+    rollout = core.rollout(torch.rand(2, 1, 24, 20), num_samples=5)
+    assert not torch.allclose(rollout.locations[0, 0], rollout.locations[0, 1])
+
+
+def test_proposal_samples_are_scored_by_both_densities():
+    torch.manual_seed(3)
+    core = AttentionCore(**SMALL)
+    proposal_head = torch.nn.Linear(16, 2)
+    def proposal(hidden, step):
+        return AttentionDistribution(torch.tanh(proposal_head(hidden)), torch.full((hidden.shape[0], 2), 0.2))
+
+    rollout = core.rollout(torch.rand(3, 1, 24, 20), num_samples=2, proposal=proposal)
+    assert rollout.log_proposal.shape == (3, 2)
+    assert not torch.allclose(rollout.log_proposal, rollout.log_prior)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 24, 21), (2, 3, 24, 20), (24, 20)])
+def test_wrong_image_shape_is_a_clear_error(shape):
+    core = AttentionCore(**SMALL)
+    with pytest.raises(UserError, match=r"expected images of shape \[B, 1, 24, 20\]"):
+        core.rollout(torch.rand(*shape))
