@@ -57,12 +57,26 @@ def build_cli(args: Optional[List[str]] = None, run: bool = True) -> RamCLI:
     )
 
 
+def find_user_error(error: BaseException) -> Optional[UserError]:
+    """The UserError that caused ``error`` (jsonargparse and Lightning wrap exceptions), or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, UserError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def main(args: Optional[List[str]] = None) -> None:
     """Entry point of the ``ram`` console script; user mistakes print one line, no traceback."""
     try:
         build_cli(args)
-    except UserError as error:
-        print(f"ram: error: {error}", file=sys.stderr)
+    except Exception as error:
+        user_error = find_user_error(error)
+        if user_error is None:
+            raise
+        print(f"ram: error: {user_error}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -1,0 +1,304 @@
+"""MNIST files: IDX reading, md5 checks, finding, downloading (never over the network here),
+and the rendered fallback."""
+import gzip
+import io
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datamodules import load_mnist, read_idx, render_digits
+from datamodules.mnist import (
+    MNIST_FILES,
+    MNIST_MIRRORS,
+    download_mnist,
+    file_md5,
+    find_mnist,
+    resolve_data_dir,
+    verify_mnist_file,
+)
+from ram_lightning.errors import DataError
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def real_mnist(mnist_dir):
+    return load_mnist(mnist_dir, download=False)
+
+
+def _gz(mnist_dir: Path, key: str) -> Path:
+    """Path of the official .gz file for ``key``; skips if only a raw copy is available."""
+    path = find_mnist(mnist_dir)[key]
+    if path.suffix != ".gz":
+        pytest.skip(f"{path} is not gzipped")
+    return path
+
+
+def _link_all(mnist_dir: Path, dest: Path, skip: str | None = None) -> None:
+    """Symlink the real files into ``dest`` (except ``skip``)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for key, path in find_mnist(mnist_dir).items():
+        if key != skip:
+            (dest / path.name).symlink_to(path.resolve())
+
+
+def _idx_bytes(code: int, dims: tuple[int, ...], payload: bytes) -> bytes:
+    header = bytes([0, 0, code, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+    return header + payload
+
+
+class _FakeResponse(io.BytesIO):
+    """What urlopen returns, enough for download_mnist: read(n) and a context manager."""
+
+
+# --------------------------------------------------------------------------- real files
+
+
+def test_real_mnist_shapes_dtypes_and_labels(real_mnist):
+    assert real_mnist["train_images"].shape == (60000, 28, 28)
+    assert real_mnist["test_images"].shape == (10000, 28, 28)
+    assert real_mnist["train_images"].dtype == torch.uint8
+    assert real_mnist["train_labels"].shape == (60000,)
+    assert real_mnist["test_labels"].shape == (10000,)
+    for split in ("train", "test"):
+        labels = real_mnist[f"{split}_labels"]
+        assert labels.dtype == torch.int64
+        assert set(labels.unique().tolist()) == set(range(10))
+        assert int(real_mnist[f"{split}_images"].max()) == 255
+
+
+def test_raw_copy_loads_identically(mnist_dir, real_mnist, tmp_path):
+    for key, path in find_mnist(mnist_dir).items():
+        target = tmp_path / MNIST_FILES[key].name
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    assert all(p.suffix == "" for p in find_mnist(tmp_path).values())
+    raw = load_mnist(tmp_path, download=False)
+    for key in MNIST_FILES:
+        assert torch.equal(raw[key], real_mnist[key])
+
+
+def test_torchvision_layout_is_found(mnist_dir, tmp_path):
+    _link_all(mnist_dir, tmp_path / "MNIST" / "raw")
+    found = find_mnist(tmp_path)
+    assert found is not None
+    assert all(path.parent == tmp_path / "MNIST" / "raw" for path in found.values())
+    assert find_mnist(tmp_path / "elsewhere") is None
+
+
+# --------------------------------------------------------------------------- damaged files
+
+
+def test_truncated_gz_raises_naming_file_and_sizes(mnist_dir, tmp_path):
+    source = _gz(mnist_dir, "test_images")
+    broken = tmp_path / source.name
+    broken.write_bytes(source.read_bytes()[:500_000])
+    with pytest.raises(DataError) as info:
+        read_idx(broken)
+    message = str(info.value)
+    assert str(broken) in message
+    assert "truncated" in message
+    assert "7840016" in message  # 16-byte header + 10000 x 28 x 28, from the surviving header
+
+
+def test_truncated_gz_in_data_dir_fails_its_md5(mnist_dir, tmp_path):
+    _link_all(mnist_dir, tmp_path, skip="train_labels")
+    source = _gz(mnist_dir, "train_labels")
+    (tmp_path / source.name).write_bytes(source.read_bytes()[:10_000])
+    with pytest.raises(DataError) as info:
+        load_mnist(tmp_path, download=False)
+    assert source.name in str(info.value)
+    assert MNIST_FILES["train_labels"].md5 in str(info.value)
+
+
+def test_corrupted_byte_fails_md5_naming_expected_and_found(mnist_dir, tmp_path):
+    _link_all(mnist_dir, tmp_path, skip="test_labels")
+    data = bytearray(_gz(mnist_dir, "test_labels").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    corrupt = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    corrupt.write_bytes(bytes(data))
+    with pytest.raises(DataError) as info:
+        load_mnist(tmp_path, download=False)
+    message = str(info.value)
+    assert str(corrupt) in message
+    assert MNIST_FILES["test_labels"].md5 in message
+    assert file_md5(corrupt) in message
+    # read_idx alone (no md5) still refuses the broken stream: deflate error or bad CRC.
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz"):
+        read_idx(corrupt)
+
+
+def test_md5_cache_notices_a_changed_file(mnist_dir, tmp_path):
+    copy = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    shutil.copyfile(_gz(mnist_dir, "test_labels"), copy)
+    verify_mnist_file(copy, "test_labels")  # cached now
+    stat = copy.stat()
+    data = bytearray(copy.read_bytes())
+    data[100] ^= 0x01
+    copy.write_bytes(bytes(data))  # same size
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(DataError, match="md5"):
+        verify_mnist_file(copy, "test_labels")
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", "too short"),
+        (b"\x00\x00", "too short"),
+        (b"\x01\x02\x08\x01" + (3).to_bytes(4, "big") + b"abc", "magic"),
+        (b"\x00\x00\x07\x01" + (3).to_bytes(4, "big") + b"abc", "type code"),
+        (b"\x00\x00\x08\x03" + (3).to_bytes(4, "big"), "too short"),
+        (_idx_bytes(0x08, (2, 3), b"12345"), "expected 18"),
+        (_idx_bytes(0x08, (2, 3), b"1234567"), "longer"),
+        (_idx_bytes(0x0C, (2,), b"\x00" * 7), "expected 16"),
+    ],
+)
+def test_read_idx_rejects_malformed_raw_files(tmp_path, content, expected):
+    path = tmp_path / "bad-idx"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_read_idx_other_dtypes_big_endian(tmp_path):
+    values = np.arange(-3, 3, dtype=">i4").reshape(2, 3)
+    path = tmp_path / "ints"
+    path.write_bytes(_idx_bytes(0x0C, (2, 3), values.tobytes()))
+    out = read_idx(path)
+    assert out.dtype == torch.int32
+    assert out.tolist() == values.tolist()
+    floats = np.array([0.5, -2.0], dtype=">f4")
+    (tmp_path / "floats.gz").write_bytes(gzip.compress(_idx_bytes(0x0D, (2,), floats.tobytes())))
+    assert read_idx(tmp_path / "floats.gz").tolist() == [0.5, -2.0]
+
+
+# --------------------------------------------------------------------------- missing data
+
+
+def test_missing_directory_error(tmp_path):
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(DataError) as info:
+        load_mnist(missing, download=False)
+    message = str(info.value)
+    assert f"MNIST directory {missing} does not exist" in message
+    assert "train-images-idx3-ubyte" in message
+    assert "RAM_DATA_DIR" in message and "data.data_dir" in message
+
+
+def test_missing_file_error_lists_the_missing_file(mnist_dir, tmp_path):
+    _link_all(mnist_dir, tmp_path, skip="test_images")
+    with pytest.raises(DataError) as info:
+        load_mnist(tmp_path, download=False)
+    message = str(info.value)
+    assert "t10k-images-idx3-ubyte" in message.split("(looked in")[0]
+    assert "train-images" not in message.split("(looked in")[0]
+
+
+def test_data_dir_resolution(monkeypatch, tmp_path):
+    monkeypatch.setenv("RAM_DATA_DIR", str(tmp_path))
+    assert resolve_data_dir(None) == tmp_path
+    assert resolve_data_dir("elsewhere") == Path("elsewhere")
+    monkeypatch.delenv("RAM_DATA_DIR")
+    assert resolve_data_dir(None) == Path("./data/mnist")
+
+
+# --------------------------------------------------------------------------- download
+
+
+def _no_network(url, timeout=None):
+    raise urllib.error.URLError("no network in tests")
+
+
+def test_download_failure_explains_everything(monkeypatch, tmp_path):
+    monkeypatch.setattr(urllib.request, "urlopen", _no_network)
+    with pytest.raises(DataError) as info:
+        download_mnist(tmp_path)
+    message = str(info.value)
+    spec = MNIST_FILES["train_images"]
+    assert f"{spec.name}.gz" in message
+    assert str(tmp_path) in message
+    assert spec.md5 in message
+    for mirror in MNIST_MIRRORS:
+        assert mirror + f"{spec.name}.gz" in message
+    assert "no network in tests" in message
+    assert "RAM_DATA_DIR" in message and "by hand" in message
+    assert list(tmp_path.iterdir()) == []  # no temporary files left behind
+
+
+def test_load_mnist_download_failure_is_a_data_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(urllib.request, "urlopen", _no_network)
+    with pytest.raises(DataError, match="could not download"):
+        load_mnist(tmp_path / "new", download=True)
+
+
+def test_download_fetches_only_missing_files_and_checks_md5(monkeypatch, mnist_dir, tmp_path):
+    _link_all(mnist_dir, tmp_path, skip="test_labels")
+    good = _gz(mnist_dir, "test_labels").read_bytes()
+    requested = []
+
+    def fake_urlopen(url, timeout=None):
+        requested.append(url)
+        # the first mirror serves damaged bytes, the second the real file
+        return _FakeResponse(b"garbage" if url.startswith(MNIST_MIRRORS[0]) else good)
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    found = download_mnist(tmp_path)
+    assert [url.rsplit("/", 1)[1] for url in requested] == ["t10k-labels-idx1-ubyte.gz"] * 2
+    assert found["test_labels"] == tmp_path / "t10k-labels-idx1-ubyte.gz"
+    assert found["test_labels"].read_bytes() == good
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_download_with_wrong_md5_everywhere_fails(monkeypatch, tmp_path):
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: _FakeResponse(b"x"))
+    with pytest.raises(DataError) as info:
+        download_mnist(tmp_path)
+    assert "md5" in str(info.value) and MNIST_FILES["train_images"].md5 in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- rendered digits
+
+
+def test_render_digits_shapes_and_determinism():
+    images, labels = render_digits(20, seed=3)
+    assert images.shape == (200, 28, 28) and images.dtype == torch.uint8
+    assert labels.shape == (200,) and labels.dtype == torch.int64
+    assert torch.bincount(labels, minlength=10).tolist() == [20] * 10
+    again_images, again_labels = render_digits(20, seed=3)
+    assert torch.equal(images, again_images) and torch.equal(labels, again_labels)
+    other, _ = render_digits(20, seed=4)
+    assert not torch.equal(images, other)
+
+
+def test_rendered_digits_look_like_mnist():
+    images, _ = render_digits(30, seed=0)
+    ink = images.float()
+    assert int(images.max()) == 255
+    assert (ink.flatten(1).amax(1) > 128).all()  # no blank images
+    rows = torch.arange(28.0)
+    mass = ink.sum((1, 2))
+    centre_y = (ink.sum(2) * rows).sum(1) / mass
+    centre_x = (ink.sum(1) * rows).sum(1) / mass
+    assert (centre_y - 13.5).abs().max() < 3 and (centre_x - 13.5).abs().max() < 3
+    assert ink[:, :2].sum() < 0.01 * ink.sum()  # a margin, as in MNIST's 20x20 box in 28x28
+
+
+@pytest.mark.slow
+def test_render_digits_full_size_is_fast():
+    start = time.perf_counter()
+    images, labels = render_digits(7000, seed=0)
+    assert images.shape == (70000, 28, 28)
+    assert time.perf_counter() - start < 15

@@ -1,0 +1,137 @@
+"""The `ram` command end to end on tiny settings: fit + test, plug-ins, helpful errors."""
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ram_lightning.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """
+seed_everything: 1
+trainer:
+  max_epochs: 1
+  accelerator: cpu
+  devices: 1
+  limit_train_batches: 3
+  limit_val_batches: 2
+  limit_test_batches: 2
+  enable_progress_bar: false
+  enable_model_summary: false
+  log_every_n_steps: 1
+  default_root_dir: {root}
+  logger:
+    class_path: pytorch_lightning.loggers.CSVLogger
+    init_args: {{save_dir: {root}, name: tiny}}
+  callbacks:
+    - class_path: pytorch_lightning.callbacks.ModelCheckpoint
+      init_args: {{monitor: val/error, mode: min, save_last: true}}
+model:
+  class_path: ram_lightning.AttentionClassifier
+  init_args:
+    glimpse_size: 6
+    num_patches: 2
+    num_glimpses: 2
+    hidden_size: 16
+    glimpse_hidden: 16
+    glimpse_features: 16
+    context_size: 8
+    eval_samples: 3
+    estimator: {estimator}
+data:
+  class_path: datamodules.TranslatedMNIST
+  init_args:
+    source: rendered
+    canvas_size: 36
+    train_size: 96
+    val_size: 64
+    test_size: 64
+    batch_size: 32
+"""
+
+
+def write_config(tmp_path: Path, estimator: str = "reinforce", **replace) -> Path:
+    text = TINY.format(root=tmp_path, estimator=estimator)
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(text)
+    return path
+
+
+def read_metrics(tmp_path: Path) -> dict:
+    """Last logged value of every metric in the CSV logger's file."""
+    (metrics_file,) = tmp_path.glob("tiny/version_*/metrics.csv")
+    values = {}
+    with open(metrics_file) as handle:
+        for row in csv.DictReader(handle):
+            values.update({key: float(value) for key, value in row.items() if value not in ("", None)})
+    return values
+
+
+@pytest.mark.slow
+def test_fit_writes_a_checkpoint_and_ends_with_a_finite_test_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    main(["fit", "--config", str(write_config(tmp_path))])
+    assert list(tmp_path.glob("tiny/version_*/checkpoints/last.ckpt"))
+    metrics = read_metrics(tmp_path)
+    assert 0.0 <= metrics["test/error"] <= 1.0 and 0.0 <= metrics["test/error_avg3"] <= 1.0
+    assert math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["test/log_likelihood"])
+
+
+@pytest.mark.slow
+def test_a_plugin_estimator_from_a_test_module_runs_through_class_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    estimator = "{class_path: tests.estimators.custom_plugin.PlainScoreFunction, init_args: {num_samples: 2, weight: 0.5}}"
+    main(["fit", "--config", str(write_config(tmp_path, estimator)), "--test_after_fit", "false"])
+    assert read_metrics(tmp_path)["train/plugin_weight"] == 0.5
+
+
+@pytest.mark.slow
+def test_the_console_script_runs_help_and_print_config():
+    ram = [sys.executable, "-c", "from ram_lightning.cli import main; main()"]
+    for args in (["--help"], ["fit", "--help"]):
+        result = subprocess.run(ram + args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    result = subprocess.run(ram + ["fit", "--config", "configs/quickstart.yaml", "--print_config"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    printed = yaml.safe_load(result.stdout)
+    assert printed["model"]["class_path"].endswith("AttentionClassifier")
+    assert printed["model"]["init_args"]["estimator"]["class_path"].endswith("Reinforce")
+
+
+def run_expecting_error(capsys, args) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code not in (0, None)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_unknown_estimator_name_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    err = run_expecting_error(capsys, ["fit", "--config", str(write_config(tmp_path, "reinforse"))])
+    assert "ram: error: unknown estimator 'reinforse'" in err and "reinforce" in err
+
+
+def test_config_key_that_does_not_exist_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    config = write_config(tmp_path, **{"    eval_samples: 3": "    eval_samples: 3\n    num_glimpse: 4"})
+    err = run_expecting_error(capsys, ["fit", "--config", str(config)])
+    assert "num_glimpse" in err
+
+
+def test_missing_data_directory_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    missing = tmp_path / "no_such_dir"
+    config = write_config(tmp_path, **{"    source: rendered": f"    source: mnist\n    download: false\n    data_dir: {missing}"})
+    err = run_expecting_error(capsys, ["fit", "--config", str(config)])
+    assert "ram: error:" in err and str(missing) in err
