@@ -36,7 +36,7 @@ class AttentionClassifier(pl.LightningModule):
         image_shape: (C, H, W); linked from the DataModule by the ``ram`` CLI.
         num_classes: number of classes; linked from the DataModule by the ``ram`` CLI.
         glimpse_size, num_patches, num_glimpses, scales, hidden_size, glimpse_hidden,
-        glimpse_features, context_size, location_std, learn_std, scale_epsilon:
+        glimpse_features, context_size, location_std, learn_std, scale_epsilon, detach_policy_input:
             the attention core (see ``ram_lightning.core.AttentionCore``).
         estimator: a registered estimator name (its defaults) or an ``Estimator`` instance
             (``class_path`` + ``init_args`` in YAML).
@@ -60,6 +60,7 @@ class AttentionClassifier(pl.LightningModule):
         location_std: float = 0.1,
         learn_std: bool = False,
         scale_epsilon: float = 0.0,
+        detach_policy_input: bool = False,
         estimator: Union[str, Estimator] = "reinforce",
         optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: Optional[LRSchedulerCallable] = None,
@@ -76,6 +77,7 @@ class AttentionClassifier(pl.LightningModule):
         self.core = AttentionCore(
             image_shape, glimpse_size, num_patches, num_glimpses, scales, hidden_size,
             glimpse_hidden, glimpse_features, context_size, location_std, learn_std, scale_epsilon,
+            detach_policy_input,
         )
         self.head = nn.Linear(hidden_size, num_classes)
         self.estimator = get_estimator(estimator)

@@ -47,3 +47,12 @@ def test_a_training_step_with_every_registered_estimator_gives_a_finite_loss():
         model = AttentionClassifier(num_classes=5, **SMALL, estimator=get_estimator(name, num_samples=2))
         loss = model.training_step((torch.rand(4, 1, 24, 20), torch.randint(0, 5, (4,))), 0)
         assert torch.isfinite(loss), name
+
+
+def test_detached_policy_input_keeps_the_score_function_out_of_the_shared_layers():
+    torch.manual_seed(0)
+    model = AttentionClassifier(num_classes=5, **SMALL, detach_policy_input=True)
+    terms, _, _ = model.sample_terms(torch.rand(4, 1, 24, 20), torch.randint(0, 5, (4,)), num_samples=2)
+    terms.log_prior.sum().backward()
+    assert policy_grad_norm(model.core.policy) > 0
+    assert policy_grad_norm(model.core.recurrent) == 0.0 and policy_grad_norm(model.core.glimpse) == 0.0

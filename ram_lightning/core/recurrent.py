@@ -52,8 +52,12 @@ class PredictionNetwork(nn.Module):
         zeros = torch.zeros_like(context)
         return (zeros, zeros), (context, zeros)
 
-    def forward(self, glimpse: Tensor, bottom: State, top: State) -> Tuple[State, State]:
-        """glimpse [R, input_size] -> new (bottom, top) states, each ([R, hidden], [R, hidden])."""
+    def forward(self, glimpse: Tensor, bottom: State, top: State, update_top: bool = True) -> Tuple[State, State]:
+        """glimpse [R, input_size] -> new (bottom, top) states, each ([R, hidden], [R, hidden]).
+
+        ``update_top=False`` skips the top layer (after the last glimpse nothing reads it).
+        """
         bottom = self.bottom(glimpse, bottom)
-        top = self.top(bottom[0], top)
+        if update_top:
+            top = self.top(bottom[0], top)
         return bottom, top

@@ -69,6 +69,10 @@ class AttentionCore(nn.Module):
         location_std: std of the location policy (fixed, or initial when learned).
         learn_std: learn a state-dependent std.
         scale_epsilon: epsilon-uniform mixing of the scale policy in training.
+        detach_policy_input: feed the policy a detached copy of the top state, so the
+            estimator's score-function term trains only the policy head (the choice of most
+            RAM re-implementations: lower variance in the shared layers, but the gradient is
+            then that of F only for the head's parameters). Default False: the exact gradient.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class AttentionCore(nn.Module):
         location_std: float = 0.1,
         learn_std: bool = False,
         scale_epsilon: float = 0.0,
+        detach_policy_input: bool = False,
     ) -> None:
         super().__init__()
         if len(tuple(image_shape)) != 3:
@@ -107,6 +112,7 @@ class AttentionCore(nn.Module):
         self.context = ContextNetwork(channels, hidden_size, context_size)
         self.recurrent = PredictionNetwork(glimpse_features, hidden_size)
         self.policy = AttentionHead(hidden_size, num_scales, location_std, learn_std, scale_epsilon=scale_epsilon)
+        self.detach_policy_input = detach_policy_input
 
     def check_images(self, images: Tensor) -> None:
         """Raise a UserError unless ``images`` is a float [B, C, H, W] batch of ``image_shape``."""
@@ -133,8 +139,9 @@ class AttentionCore(nn.Module):
         log_proposal = images.new_zeros(batch * samples) if proposal is not None else None
         entropy = images.new_zeros(batch * samples)
         locations, scales = [], []
+        pyramid = self.sensor.pyramid(images)  # built once, read by every glimpse
         for step in range(self.num_glimpses):
-            prior = self.policy(top[0])
+            prior = self.policy(top[0].detach() if self.detach_policy_input else top[0])
             if proposal is not None:
                 sampler = proposal(top[0], step)
                 action = sampler.sample()
@@ -144,11 +151,13 @@ class AttentionCore(nn.Module):
             log_prior = log_prior + prior.log_prob(action)
             entropy = entropy + prior.entropy()
             factor = scale_factors(action, self.scale_values)
-            patches = self.sensor(
-                images, action.location.view(batch, samples, 2), None if factor is None else factor.view(batch, samples)
+            patches = self.sensor.extract(
+                pyramid, images.shape[-2:], action.location.view(batch, samples, 2),
+                None if factor is None else factor.view(batch, samples),
             )  # [B, K, P, C, g, g]
             features = self.glimpse(patches.reshape(batch * samples, -1), where_features(action, self.num_scales))
-            bottom, top = self.recurrent(features, bottom, top)
+            last = step == self.num_glimpses - 1  # the top layer's last update would emit nothing
+            bottom, top = self.recurrent(features, bottom, top, update_top=not last)
             locations.append(action.location)
             if action.scale is not None:
                 scales.append(action.scale)

@@ -19,8 +19,8 @@ def test_log_prior_scores_exactly_the_locations_the_sensor_used():
         core.policy.scale.weight.zero_()
         core.policy.scale.bias.copy_(torch.tensor([0.0, 1.0, -1.0]))
     seen = []
-    original = core.sensor.forward
-    core.sensor.forward = lambda images, locations, scales=None: seen.append((locations, scales)) or original(images, locations, scales)
+    original = core.sensor.extract
+    core.sensor.extract = lambda pyramid, size, locations, scales=None: seen.append((locations, scales)) or original(pyramid, size, locations, scales)
     images = torch.rand(4, 1, 24, 20)
     rollout = core.rollout(images, num_samples=3)
     used = torch.stack([loc for loc, _ in seen], dim=2)  # [B, K, N, 2]
