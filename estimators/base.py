@@ -30,6 +30,9 @@ class SampleTerms:
         baseline: a learned baseline b(I) (must not depend on a^k), or None.
         correct: 1.0 where sample k classifies example b correctly (for 0/1 rewards), or None.
         entropy: entropy of the policy summed over glimpses (for entropy bonuses), or None.
+        sleep_log_proposal: [B, K'] log q(a' | y', I; eta) for K' pairs (a', y') drawn from the
+            model, a' ~ p(a | I), y' ~ p(y | a', I) (the sleep update of q maximises it), or
+            None. Only for estimators whose ``sleep_samples`` is > 0; K' may differ from K.
     """
 
     log_likelihood: Tensor
@@ -38,6 +41,7 @@ class SampleTerms:
     baseline: Optional[Tensor] = None
     correct: Optional[Tensor] = None
     entropy: Optional[Tensor] = None
+    sleep_log_proposal: Optional[Tensor] = None
 
     def __post_init__(self) -> None:
         shape = self.log_likelihood.shape
@@ -50,6 +54,9 @@ class SampleTerms:
                     f"SampleTerms.{name} must have the shape of log_likelihood {tuple(shape)}, "
                     f"got {tuple(value.shape)}"
                 )
+        sleep = self.sleep_log_proposal
+        if sleep is not None and (sleep.dim() != 2 or sleep.shape[0] != shape[0]):
+            raise UserError(f"SampleTerms.sleep_log_proposal must be [B={shape[0]}, K'], got shape {tuple(sleep.shape)}")
 
     @property
     def num_samples(self) -> int:
@@ -70,7 +77,8 @@ class Estimator(nn.Module):
 
     Subclasses set ``sample_from`` ("prior": a^k ~ p(a|I); "proposal": a^k ~ q(a|y,I)) and
     implement ``forward(terms) -> EstimatorOutput``. ``needs_baseline`` tells the module to
-    build a learned baseline head and fill ``SampleTerms.baseline``.
+    build a learned baseline head and fill ``SampleTerms.baseline``; ``sleep_samples`` > 0
+    asks it to fill ``SampleTerms.sleep_log_proposal`` with that many model samples per example.
 
     Args:
         num_samples: K, the attention sequences drawn per example in training.
@@ -89,6 +97,11 @@ class Estimator(nn.Module):
     @property
     def needs_baseline(self) -> bool:
         return False
+
+    @property
+    def sleep_samples(self) -> int:
+        """K', the (a', y') pairs per example drawn from the model for a sleep update of q (0: none)."""
+        return 0
 
     def forward(self, terms: SampleTerms) -> EstimatorOutput:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -7,10 +7,15 @@ estimator's ``num_samples`` glimpse sequences are drawn per image and their per-
 go to the estimator; in evaluation, M = ``eval_samples`` sequences are drawn from the prior
 and two errors are logged: ``{split}/error`` (the first sample alone) and
 ``{split}/error_avg{M}`` (class probabilities averaged over the M samples).
+
+Estimators that sample from the proposal (``wake_sleep``, ``wake_sleep_cv``) get an inference
+network q(a | y, I) that reads a label embedding; it is trained by the estimator's wake (and
+optionally sleep) updates, optionally at its own learning rate, and never used in evaluation.
+In training, ``train/error`` then scores glimpses chosen by q, which sees the label.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import pytorch_lightning as pl
 import torch
@@ -18,8 +23,8 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from estimators import Estimator, SampleTerms, get_estimator
-from ram_lightning.core import AttentionCore, Rollout
+from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
+from ram_lightning.core import AttentionCore, InferenceNetwork, Rollout
 from ram_lightning.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -43,6 +48,10 @@ class AttentionClassifier(pl.LightningModule):
         optimizer: optimizer factory over the module's parameters (default Adam, lr 1e-3).
         lr_scheduler: optional scheduler factory.
         eval_samples: M, glimpse sequences averaged at validation / test time.
+        inference_hidden: hidden width of the inference network q (built only for estimators
+            that sample from the proposal or use sleep updates).
+        label_embedding_size: size of the label embedding q reads.
+        inference_lr: learning rate of q's parameters (None: the optimizer's own).
     """
 
     def __init__(
@@ -65,6 +74,9 @@ class AttentionClassifier(pl.LightningModule):
         optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: Optional[LRSchedulerCallable] = None,
         eval_samples: int = 10,
+        inference_hidden: int = 256,
+        label_embedding_size: int = 32,
+        inference_lr: Optional[float] = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
@@ -83,6 +95,16 @@ class AttentionClassifier(pl.LightningModule):
         self.estimator = get_estimator(estimator)
         # b(I): reads the context features (detached), so training it never moves the core.
         self.baseline = nn.Sequential(nn.Linear(hidden_size, 1)) if self.estimator.needs_baseline else None
+        self.label_embedding: Optional[nn.Embedding] = None
+        self.inference: Optional[InferenceNetwork] = None
+        if self.estimator.sample_from == "proposal" or self.estimator.sleep_samples > 0:
+            self.label_embedding = nn.Embedding(num_classes, label_embedding_size)
+            self.inference = InferenceNetwork(
+                hidden_size, label_embedding_size, inference_hidden, self.core.num_scales, location_std, learn_std,
+            )
+        if inference_lr is not None and inference_lr <= 0:
+            raise UserError(f"AttentionClassifier: inference_lr must be > 0, got {inference_lr}")
+        self.inference_lr = inference_lr
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         # Error rates as means of 0/1 mistakes: torchmetrics sums them across DDP processes.
@@ -100,9 +122,16 @@ class AttentionClassifier(pl.LightningModule):
             bad = targets[(targets < 0) | (targets >= self.num_classes)][0].item()
             raise UserError(f"label {bad} out of range: model.num_classes={self.num_classes} expects labels in [0, {self.num_classes - 1}]")
 
-    def sample_terms(self, images: Tensor, targets: Tensor, num_samples: int) -> Tuple[SampleTerms, Tensor, Rollout]:
-        """Roll out K sequences per image; returns the terms [B, K], log p(. | a, I) [B, K, C] and the rollout."""
-        rollout = self.core.rollout(images, num_samples)
+    def sample_terms(self, images: Tensor, targets: Tensor, num_samples: int, train: bool = False) -> Tuple[SampleTerms, Tensor, Rollout]:
+        """Roll out K sequences per image; returns the terms [B, K], log p(. | a, I) [B, K, C] and the rollout.
+
+        With ``train`` the sequences come from the distribution the estimator asks for (q for
+        proposal estimators) and sleep terms are added when it wants them; otherwise from p.
+        """
+        proposal = None
+        if train and self.estimator.sample_from == "proposal":
+            proposal = self.inference.proposal(self._label_features(targets, num_samples))
+        rollout = self.core.rollout(images, num_samples, proposal)
         log_probs = self.head(rollout.hidden).log_softmax(-1)  # [B, K, C]
         index = targets.long()[:, None, None].expand(-1, num_samples, 1)
         log_likelihood = log_probs.gather(-1, index).squeeze(-1)  # [B, K]
@@ -110,8 +139,40 @@ class AttentionClassifier(pl.LightningModule):
         if self.baseline is not None:
             baseline = self.baseline(rollout.context.detach()).expand(-1, num_samples)  # [B, K]
         correct = (log_probs.argmax(-1) == targets[:, None]).float()
-        terms = SampleTerms(log_likelihood, rollout.log_prior, None, baseline, correct, rollout.entropy)
+        sleep = self.sleep_log_proposal(images, self.estimator.sleep_samples) if train and self.estimator.sleep_samples else None
+        terms = SampleTerms(log_likelihood, rollout.log_prior, rollout.log_proposal, baseline, correct, rollout.entropy, sleep)
         return terms, log_probs, rollout
+
+    def _label_features(self, labels: Tensor, num_samples: int) -> Tensor:
+        """labels [B] or [B, K] -> q's target features [B*K, E] (rows b*K + k)."""
+        if labels.dim() == 1:
+            labels = labels[:, None].expand(-1, num_samples)
+        return self.label_embedding(labels.reshape(-1))
+
+    def sleep_log_proposal(self, images: Tensor, num_samples: int) -> Tensor:
+        """log q(a' | y', I) [B, K'] for K' dreams a' ~ p(a | I), y' ~ p(y | a', I) (the sleep update's terms)."""
+        with torch.no_grad():
+            dream = self.core.rollout(images, num_samples, record_states=True)
+            labels = torch.distributions.Categorical(logits=self.head(dream.hidden)).sample()  # [B, K']
+        rows = images.shape[0] * num_samples
+        scales = None if dream.scales is None else dream.scales.reshape(rows, -1)
+        log_q = self.inference.log_prob(
+            dream.top_states.reshape(rows, self.core.num_glimpses, -1), self._label_features(labels, num_samples),
+            dream.locations.reshape(rows, -1, 2), scales,
+        )
+        return log_q.view(images.shape[0], num_samples)
+
+    def training_output(self, images: Tensor, targets: Tensor) -> Tuple[EstimatorOutput, Tensor]:
+        """The estimator's output on one batch and log p(. | a, I) [B, K, C] of its samples."""
+        terms, log_probs, _ = self.sample_terms(images, targets, self.estimator.num_samples, train=True)
+        return self.estimator(terms), log_probs
+
+    def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
+        """Parameter groups whose gradient variance is worth watching: the policy p and, if any, q."""
+        groups = {"policy": list(self.core.policy.parameters())}
+        if self.inference is not None:
+            groups["inference"] = list(self.inference.parameters()) + list(self.label_embedding.parameters())
+        return groups
 
     def forward(self, images: Tensor, num_samples: int = 1) -> Tensor:
         """Class probabilities [B, C] averaged over ``num_samples`` glimpse sequences from the prior."""
@@ -123,19 +184,20 @@ class AttentionClassifier(pl.LightningModule):
     def model_step(self, batch: Tuple[Tensor, Tensor], split: str) -> Optional[Tensor]:
         images, targets = batch
         self.check_batch(images, targets)
-        num_samples = self.estimator.num_samples if split == "train" else self.eval_samples
-        terms, log_probs, _ = self.sample_terms(images, targets, num_samples)
         batch_size = images.shape[0]
+        if split == "train":
+            output, log_probs = self.training_output(images, targets)
+        else:
+            terms, log_probs, _ = self.sample_terms(images, targets, self.eval_samples)
         error = self.errors[f"{split}_error"]
         error.update((log_probs[:, 0].argmax(-1) != targets).float())
         self.log(f"{split}/error", error, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
         if split != "train":
             error_avg = self.errors[f"{split}_error_avg"]
             error_avg.update((log_probs.exp().mean(1).argmax(-1) != targets).float())
-            self.log(f"{split}/error_avg{num_samples}", error_avg, on_epoch=True, batch_size=batch_size)
+            self.log(f"{split}/error_avg{self.eval_samples}", error_avg, on_epoch=True, batch_size=batch_size)
             self.log(f"{split}/log_likelihood", terms.log_likelihood.mean(), on_epoch=True, batch_size=batch_size)
             return None
-        output = self.estimator(terms)
         if not torch.isfinite(output.loss):
             raise FloatingPointError(f"estimator {type(self.estimator).__name__} returned a non-finite loss {output.loss.item()}")
         self.log("train/loss", output.loss, prog_bar=True, batch_size=batch_size)
@@ -158,7 +220,14 @@ class AttentionClassifier(pl.LightningModule):
         return {"probabilities": probabilities, "prediction": probabilities.argmax(-1)}
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameters())
+        params: Any = self.parameters()
+        if self.inference_lr is not None and self.inference is not None:
+            q_ids = {id(p) for p in self.gradient_groups()["inference"]}
+            params = [
+                {"params": [p for p in self.parameters() if id(p) not in q_ids]},
+                {"params": self.gradient_groups()["inference"], "lr": self.inference_lr},
+            ]
+        optimizer = self.optimizer_factory(params)
         if self.lr_scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.lr_scheduler_factory(optimizer), "monitor": "val/error"}}

@@ -56,3 +56,59 @@ def test_detached_policy_input_keeps_the_score_function_out_of_the_shared_layers
     terms.log_prior.sum().backward()
     assert policy_grad_norm(model.core.policy) > 0
     assert policy_grad_norm(model.core.recurrent) == 0.0 and policy_grad_norm(model.core.glimpse) == 0.0
+
+
+def wake_sleep_model(**kwargs):
+    torch.manual_seed(0)
+    return AttentionClassifier(num_classes=5, **SMALL, inference_hidden=12, label_embedding_size=4, **kwargs)
+
+
+def test_proposal_estimators_sample_from_q_and_q_gets_only_the_q_update():
+    model = wake_sleep_model(estimator=get_estimator("wake_sleep", num_samples=3))
+    assert model.inference is not None
+    images, targets = torch.rand(4, 1, 24, 20), torch.randint(0, 5, (4,))
+    terms, _, _ = model.sample_terms(images, targets, 3, train=True)
+    assert terms.log_proposal is not None and terms.log_proposal.shape == (4, 3)
+    terms.log_proposal.sum().backward()  # q's density reaches q's parameters, never theta
+    assert policy_grad_norm(model.inference) > 0 and policy_grad_norm(model.label_embedding) > 0
+    assert policy_grad_norm(model.core) == 0.0 and policy_grad_norm(model.head) == 0.0
+
+
+def test_reinforce_builds_no_inference_network():
+    assert AttentionClassifier(num_classes=5, **SMALL).inference is None
+
+
+def test_sleep_terms_are_q_scores_of_dreamed_sequences_and_train_q_only():
+    model = wake_sleep_model(estimator=get_estimator("wake_sleep", num_samples=2, sleep_fraction=0.5))
+    assert model.estimator.sleep_samples == 2
+    images, targets = torch.rand(4, 1, 24, 20), torch.randint(0, 5, (4,))
+    terms, _, _ = model.sample_terms(images, targets, 2, train=True)
+    assert terms.sleep_log_proposal.shape == (4, 2) and torch.isfinite(terms.sleep_log_proposal).all()
+    terms.sleep_log_proposal.sum().backward()
+    assert policy_grad_norm(model.inference) > 0 and policy_grad_norm(model.core) == 0.0
+
+
+def test_evaluation_never_touches_q():
+    model = wake_sleep_model(estimator=get_estimator("wake_sleep_cv", num_samples=2)).eval()
+    images = torch.rand(4, 1, 24, 20)
+
+    def evaluate():
+        torch.manual_seed(5)
+        with torch.no_grad():
+            return model(images, num_samples=3), model.sample_terms(images, torch.zeros(4, dtype=torch.long), 3)[1]
+
+    before = evaluate()
+    with torch.no_grad():  # scramble q entirely
+        for p in list(model.inference.parameters()) + list(model.label_embedding.parameters()):
+            p.copy_(torch.randn_like(p) * 10)
+    after = evaluate()
+    torch.testing.assert_close(before, after, rtol=0, atol=0)
+
+
+def test_q_can_have_its_own_learning_rate():
+    model = wake_sleep_model(estimator="wake_sleep", inference_lr=3e-4)
+    optimizer = model.configure_optimizers()
+    assert [group["lr"] for group in optimizer.param_groups] == [1e-3, 3e-4]
+    q_params = {id(p) for p in model.gradient_groups()["inference"]}
+    assert {id(p) for p in optimizer.param_groups[1]["params"]} == q_params
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))

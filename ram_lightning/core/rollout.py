@@ -33,6 +33,8 @@ class Rollout:
         locations: [B, K, N, 2] the glimpse locations used.
         scales: [B, K, N] scale indices used, or None without scale choice.
         context: [B, H] the context network's output (an input for baselines b(I)).
+        top_states: [B, K, N, H] the top state each glimpse was chosen from (detached), when
+            the rollout was asked to record them (to score the sequences under q afterwards).
     """
 
     hidden: Tensor
@@ -42,6 +44,7 @@ class Rollout:
     locations: Tensor
     scales: Optional[Tensor]
     context: Tensor
+    top_states: Optional[Tensor] = None
 
 
 def _pair(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
@@ -122,7 +125,9 @@ class AttentionCore(nn.Module):
         if not images.is_floating_point():
             raise UserError(f"expected floating-point images (e.g. in [0, 1]), got dtype {images.dtype}")
 
-    def rollout(self, images: Tensor, num_samples: int = 1, proposal: Optional[Proposal] = None) -> Rollout:
+    def rollout(
+        self, images: Tensor, num_samples: int = 1, proposal: Optional[Proposal] = None, record_states: bool = False,
+    ) -> Rollout:
         """Sample ``num_samples`` glimpse sequences per image.
 
         Args:
@@ -130,6 +135,7 @@ class AttentionCore(nn.Module):
             num_samples: K.
             proposal: if given, actions are drawn from it instead of the policy, and
                 ``log_proposal`` holds their log q; ``log_prior`` always scores the same actions.
+            record_states: also return the (detached) top states the glimpses were chosen from.
         """
         self.check_images(images)
         batch, samples = images.shape[0], num_samples
@@ -138,10 +144,12 @@ class AttentionCore(nn.Module):
         log_prior = images.new_zeros(batch * samples)
         log_proposal = images.new_zeros(batch * samples) if proposal is not None else None
         entropy = images.new_zeros(batch * samples)
-        locations, scales = [], []
+        locations, scales, top_states = [], [], []
         pyramid = self.sensor.pyramid(images)  # built once, read by every glimpse
         for step in range(self.num_glimpses):
             prior = self.policy(top[0].detach() if self.detach_policy_input else top[0])
+            if record_states:
+                top_states.append(top[0].detach())
             if proposal is not None:
                 sampler = proposal(top[0], step)
                 action = sampler.sample()
@@ -169,4 +177,5 @@ class AttentionCore(nn.Module):
             locations=torch.stack(locations, 1).view(batch, samples, self.num_glimpses, 2),
             scales=torch.stack(scales, 1).view(batch, samples, self.num_glimpses) if scales else None,
             context=context,
+            top_states=torch.stack(top_states, 1).view(batch, samples, self.num_glimpses, -1) if record_states else None,
         )
