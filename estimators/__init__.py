@@ -8,6 +8,8 @@
 from .base import Estimator, EstimatorOutput, SampleTerms
 from .registry import ENTRY_POINT_GROUP, available_estimators, get_estimator, register
 from .reinforce import Reinforce, reinforce_surrogate
+from .wake_sleep import WakeSleep, wake_sleep_surrogate
+from .wake_sleep_cv import WakeSleepCV, wake_sleep_cv_surrogate
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -15,8 +17,12 @@ __all__ = [
     "EstimatorOutput",
     "Reinforce",
     "SampleTerms",
+    "WakeSleep",
+    "WakeSleepCV",
     "available_estimators",
     "get_estimator",
     "register",
     "reinforce_surrogate",
+    "wake_sleep_cv_surrogate",
+    "wake_sleep_surrogate",
 ]

@@ -10,6 +10,8 @@ on copy r is the gradient of draw r alone (times 1/R, from the batch mean).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
@@ -149,3 +151,100 @@ def z_scores(estimates: Dict[str, Tensor], exact: Dict[str, Tensor], names) -> T
         stderr = draws.std(0) / draws.shape[0] ** 0.5
         scores.append(((mean - exact[name]).abs() / (stderr + 1e-12)).flatten())
     return torch.cat(scores)
+
+
+# --- proposals and the sleep update (wake-sleep estimators) ---------------------------------
+
+
+def with_proposal(params: ToyParameters, log_joint: Tensor) -> ToyParameters:
+    """A copy of ``params`` whose proposal q(a1) q(a2 | a1) equals the distribution of the
+    (possibly unnormalised) log table ``log_joint`` [L, L]; the model tables are shared."""
+    log_joint = log_joint.detach()
+    tables = params.tensors()
+    tables["proposal_first"] = log_joint.logsumexp(dim=1)  # log q(a1) up to a constant
+    tables["proposal_second"] = log_joint.clone()  # log q(a2 | a1) up to a per-row constant
+    return ToyParameters(**tables)
+
+
+def posterior_proposal(params: ToyParameters, target: int) -> ToyParameters:
+    """``params`` with q(a | y) equal to the exact posterior p(a | y) (no draw dimension)."""
+    return with_proposal(params, exact_objectives(params, target)["posterior"].log())
+
+
+def blended_proposal(params: ToyParameters, target: int, posterior_weight: float) -> ToyParameters:
+    """``params`` with q = (1 - lambda) p(a) + lambda p(a | y): 0 is the prior, 1 the posterior."""
+    prior = log_joint_tables(params, target)["log_prior"].exp()
+    posterior = exact_objectives(params, target)["posterior"]
+    return with_proposal(params, ((1 - posterior_weight) * prior + posterior_weight * posterior).log())
+
+
+def sleep_log_proposal(params: ToyParameters, num_samples: int, generator: torch.Generator) -> Tensor:
+    """log q(a' | y') [R, K'] for a' ~ p(a), y' ~ p(y | a'), for replicated ``params`` [R, ...].
+
+    y' is drawn as the model would, but the toy q does not depend on y, so it is unused.
+    """
+    with torch.no_grad():
+        a1, a2 = _sample(params.prior_first, params.prior_second, num_samples, generator)
+        rows = torch.arange(a1.shape[0])[:, None]
+        class_probs = params.likelihood.softmax(-1)[rows, a1, a2]  # [R, K', C]
+        torch.multinomial(class_probs.reshape(-1, NUM_CLASSES), 1, generator=generator)  # y', unused
+    rows = torch.arange(a1.shape[0])[:, None]
+    return params.proposal_first.log_softmax(-1)[rows, a1] + params.proposal_second.log_softmax(-1)[rows, a1, a2]
+
+
+def exact_sleep_gradient(params: ToyParameters) -> Dict[str, Tensor]:
+    """d E_{p(a)}[log q(a)] / d each table (no draw dimension): the exact sleep-update gradient."""
+    leaves = {name: value.detach().clone().requires_grad_(True) for name, value in params.tensors().items()}
+    t = log_joint_tables(ToyParameters(**leaves), target=0)  # log p(a) and log q(a) do not depend on y
+    value = (t["log_prior"].exp() * t["log_proposal"]).sum()
+    grads = torch.autograd.grad(value, list(leaves.values()), allow_unused=True)
+    return {name: (g if g is not None else torch.zeros_like(leaves[name])) for name, g in zip(leaves, grads)}
+
+
+def per_draw_gradients_with_sleep(
+    estimator: Estimator, params: ToyParameters, target: int, draws: int, seed: int
+) -> Dict[str, Tensor]:
+    """As ``per_draw_gradients``, also filling ``sleep_log_proposal`` with
+    ``estimator.sleep_samples`` model samples per row, as the attention module does."""
+    generator = torch.Generator().manual_seed(seed)
+    copies = replicate(params, draws)
+    terms = sample_terms(copies, target, estimator.num_samples, estimator.sample_from, generator)
+    terms = dataclasses.replace(terms, sleep_log_proposal=sleep_log_proposal(copies, estimator.sleep_samples, generator))
+    loss = estimator(terms).loss
+    tensors = copies.tensors()
+    grads = torch.autograd.grad(loss, list(tensors.values()), allow_unused=True)
+    return {name: (-draws * g if g is not None else torch.zeros_like(tensors[name])) for name, g in zip(tensors, grads)}
+
+
+def mean_error(estimates: Dict[str, Tensor], exact: Dict[str, Tensor], names) -> Dict[str, float]:
+    """Over the named tables: ``error`` = ||mean over draws - exact||, ``stderr`` = the norm of the
+    per-component standard errors (what ``error`` would be on average with no bias), ``norm`` = ||exact||."""
+    error = stderr = norm = 0.0
+    for name in names:
+        draws = estimates[name]
+        error += float(((draws.mean(0) - exact[name]) ** 2).sum())
+        stderr += float((draws.var(0) / draws.shape[0]).sum())
+        norm += float((exact[name] ** 2).sum())
+    return {"error": error ** 0.5, "stderr": stderr ** 0.5, "norm": norm ** 0.5}
+
+
+def assert_consistent_in_k(small: Dict[str, Tensor], large: Dict[str, Tensor], exact: Dict[str, Tensor], names) -> None:
+    """Per-draw estimates at a small K (e.g. 2) and a large K (e.g. 100) of a consistent but biased
+    estimator: the small-K bias is resolved above the noise, the error shrinks more than 5x, and
+    what is left at the large K beyond twice its noise level is < 2% of the exact gradient's norm."""
+    small, large = mean_error(small, exact, names), mean_error(large, exact, names)
+    assert small["error"] > 5 * small["stderr"], f"small-K bias not resolved above the noise: {small}"
+    assert large["error"] < 0.2 * small["error"], f"large-K error {large} not < 1/5 of the small-K error {small}"
+    assert large["error"] - 2 * large["stderr"] < 0.02 * large["norm"], f"large-K bias too big: {large}"
+
+
+@contextlib.contextmanager
+def one_intra_op_thread():
+    """Run torch on one intra-op thread, restoring the setting after. The toy tensors are tiny, so
+    threads only add synchronisation; on a busy machine they make each op ~40x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
