@@ -107,6 +107,31 @@ def test_the_console_script_runs_help_and_print_config():
     assert printed["model"]["init_args"]["estimator"]["class_path"].endswith("Reinforce")
 
 
+@pytest.mark.slow
+def test_wake_sleep_cv_by_name_logs_its_diagnostics_through_the_cli(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    probe = (
+        "      init_args: {{monitor: val/error, mode: min, save_last: true}}\n"
+        "    - class_path: ram_lightning.callbacks.GradientVarianceProbe\n"
+        "      init_args: {{every_n_steps: 1, num_draws: 2}}"
+    ).format()
+    config = write_config(tmp_path, "wake_sleep_cv", **{"      init_args: {monitor: val/error, mode: min, save_last: true}": probe})
+    main(["fit", "--config", str(config), "--test_after_fit", "false"])
+    metrics = read_metrics(tmp_path)
+    for key in ("train/log_marginal", "train/ess", "train/ess_fraction", "grad_var/policy", "grad_var/inference"):
+        assert math.isfinite(metrics[key]), key
+    assert 1.0 <= metrics["train/ess"] <= 5.0  # K defaults to 5
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_shipped_config_is_valid(config, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", f"configs/{config}", "--print_config"])
+    assert exit_info.value.code in (0, None), capsys.readouterr().err
+    assert "class_path: ram_lightning.AttentionClassifier" in capsys.readouterr().out
+
+
 def run_expecting_error(capsys, args) -> str:
     with pytest.raises(SystemExit) as exit_info:
         main(args)

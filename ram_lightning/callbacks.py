@@ -1,0 +1,60 @@
+"""Lightning callbacks that watch training.
+
+    trainer:
+      callbacks:
+        - class_path: ram_lightning.callbacks.GradientVarianceProbe
+          init_args: {every_n_steps: 200, num_draws: 8}
+"""
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from ram_lightning.metrics import gradient_draws, gradient_variance
+
+
+class GradientVarianceProbe(pl.Callback):
+    """Every N steps, the variance of the gradient of the policy (and q) parameters.
+
+    Draws the module's training loss ``num_draws`` times on the current batch (fresh attention
+    samples each time) and logs, per parameter group of ``pl_module.gradient_groups()``:
+    ``grad_var/<group>`` (trace of the covariance of the gradient estimate) and
+    ``grad_var_relative/<group>`` (the same over the squared norm of the mean gradient).
+    The probe runs with its own random stream and with the estimator in eval mode (so running
+    averages are not updated): training follows the same path with or without it.
+
+    Args:
+        every_n_steps: probe when ``trainer.global_step`` is a multiple of it.
+        num_draws: D independent draws (>= 2).
+    """
+
+    def __init__(self, every_n_steps: int = 200, num_draws: int = 8) -> None:
+        if every_n_steps < 1 or num_draws < 2:
+            raise ValueError(f"GradientVarianceProbe: every_n_steps must be >= 1 and num_draws >= 2, got {every_n_steps}, {num_draws}")
+        self.every_n_steps = every_n_steps
+        self.num_draws = num_draws
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if trainer.global_step % self.every_n_steps != 0:
+            return
+        for name, value in probe_gradient_variance(pl_module, batch, self.num_draws).items():
+            pl_module.log(name, value, on_step=True, on_epoch=False, batch_size=batch[0].shape[0])
+
+
+def probe_gradient_variance(pl_module: pl.LightningModule, batch, num_draws: int) -> dict:
+    """``{"grad_var/<group>": ..., "grad_var_relative/<group>": ...}`` on one batch (see the callback)."""
+    images, targets = batch
+    device = pl_module.device
+    estimator_mode = pl_module.estimator.training
+    pl_module.estimator.eval()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
+            draws = gradient_draws(lambda: pl_module.training_output(images, targets)[0].loss, pl_module.gradient_groups(), num_draws)
+    finally:
+        pl_module.estimator.train(estimator_mode)
+    metrics = {}
+    for group, values in draws.items():
+        summary = gradient_variance(values)
+        metrics[f"grad_var/{group}"] = summary["variance"]
+        metrics[f"grad_var_relative/{group}"] = summary["relative"]
+    return metrics

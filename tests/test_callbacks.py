@@ -1,0 +1,41 @@
+"""GradientVarianceProbe: what it measures and that it leaves training untouched."""
+import pytest
+import torch
+
+from estimators import get_estimator
+from ram_lightning.callbacks import probe_gradient_variance
+from ram_lightning.classifier import AttentionClassifier
+from ram_lightning.metrics import gradient_draws, gradient_variance
+from tests.core.test_rollout import SMALL
+
+
+def test_gradient_variance_of_known_draws():
+    draws = torch.tensor([[1.0, 2.0], [3.0, 2.0], [5.0, 2.0]])
+    summary = gradient_variance(draws)
+    assert summary["variance"].item() == pytest.approx(4.0)  # var([1, 3, 5]) + var([2, 2, 2])
+    assert summary["mean_sq_norm"].item() == pytest.approx(9.0 + 4.0)
+
+
+def test_gradient_draws_are_independent_draws_of_a_stochastic_loss():
+    weight = torch.nn.Parameter(torch.ones(3))
+    draws = gradient_draws(lambda: (weight * torch.randn(3)).sum(), {"w": [weight]}, num_draws=400)["w"]
+    assert draws.shape == (400, 3)
+    assert gradient_variance(draws)["variance"].item() == pytest.approx(3.0, rel=0.25)  # each component ~ N(0, 1)
+
+
+def test_probe_reports_both_groups_and_does_not_change_the_training_random_stream():
+    torch.manual_seed(0)
+    model = AttentionClassifier(num_classes=5, **SMALL, inference_hidden=12, label_embedding_size=4,
+                                estimator=get_estimator("wake_sleep_cv", num_samples=3, prior_coefficient="online"))
+    batch = (torch.rand(4, 1, 24, 20), torch.randint(0, 5, (4,)))
+    state = {k: v.clone() for k, v in model.estimator.state_dict().items()}
+    torch.manual_seed(1)
+    metrics = probe_gradient_variance(model, batch, num_draws=3)
+    after_probe = torch.rand(3)
+    torch.manual_seed(1)
+    assert torch.equal(after_probe, torch.rand(3))
+    assert set(metrics) == {"grad_var/policy", "grad_var_relative/policy", "grad_var/inference", "grad_var_relative/inference"}
+    assert all(torch.isfinite(v) and v > 0 for v in metrics.values())
+    for key, value in model.estimator.state_dict().items():  # running averages untouched
+        torch.testing.assert_close(value, state[key])
+    assert model.estimator.training
