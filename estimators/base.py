@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-import torch
 from torch import Tensor, nn
 
 from ram_lightning.errors import UserError

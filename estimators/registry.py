@@ -74,3 +74,11 @@ def get_estimator(name: Union[str, Estimator], **kwargs) -> Estimator:
     except TypeError as error:
         raise UserError(f"estimator {name!r} ({cls.__qualname__}): {error}; accepted: {inspect.signature(cls)}") from None
     return cls(**kwargs)
+
+
+def estimator_name(estimator: Estimator) -> str:
+    """The name ``estimator``'s class is registered under, else its class name (for messages)."""
+    for name, cls in _REGISTRY.items():
+        if type(estimator) is cls:
+            return name
+    return type(estimator).__qualname__

@@ -38,18 +38,20 @@ class GradientVarianceProbe(pl.Callback):
         if trainer.global_step % self.every_n_steps != 0:
             return
         for name, value in probe_gradient_variance(pl_module, batch, self.num_draws).items():
-            pl_module.log(name, value, on_step=True, on_epoch=False, batch_size=batch[0].shape[0])
+            pl_module.log(name, value, on_step=True, on_epoch=False, batch_size=1)
 
 
 def probe_gradient_variance(pl_module: pl.LightningModule, batch, num_draws: int) -> dict:
-    """``{"grad_var/<group>": ..., "grad_var_relative/<group>": ...}`` on one batch (see the callback)."""
-    images, targets = batch
+    """``{"grad_var/<group>": ..., "grad_var_relative/<group>": ...}`` on one batch (see the callback).
+
+    ``pl_module`` is an ``EstimatorModule`` (``estimator_output`` and ``gradient_groups``).
+    """
     device = pl_module.device
     estimator_mode = pl_module.estimator.training
     pl_module.estimator.eval()
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
-            draws = gradient_draws(lambda: pl_module.training_output(images, targets)[0].loss, pl_module.gradient_groups(), num_draws)
+            draws = gradient_draws(lambda: pl_module.estimator_output(batch).loss, pl_module.gradient_groups(), num_draws)
     finally:
         pl_module.estimator.train(estimator_mode)
     metrics = {}

@@ -12,12 +12,16 @@ Estimators that sample from the proposal (``wake_sleep``, ``wake_sleep_cv``) get
 network q(a | y, I) that reads a label embedding; it is trained by the estimator's wake (and
 optionally sleep) updates, optionally at its own learning rate, and never used in evaluation.
 In training, ``train/error`` then scores glimpses chosen by q, which sees the label.
+
+Training stops with a ``NonFiniteError`` naming the step, the estimator and the quantity at
+the first non-finite loss, estimator metric or gradient (before the optimizer step, so no
+checkpoint is written from that state), and no checkpoint with non-finite weights is written.
+Under DDP every process draws its own attention samples (``ram_lightning.distributed``).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
@@ -26,15 +30,12 @@ from torchmetrics import MeanMetric
 from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
 from ram_lightning.core import AttentionCore, InferenceNetwork, Rollout
 from ram_lightning.errors import UserError
+from ram_lightning.estimator_module import EstimatorModule, default_optimizer
 
 SPLITS = ("train", "val", "test")
 
 
-def default_optimizer(params) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=1e-3)
-
-
-class AttentionClassifier(pl.LightningModule):
+class AttentionClassifier(EstimatorModule):
     """Recurrent attention model for classification (RAM / DRAM / WS-RAM).
 
     Args:
@@ -78,7 +79,7 @@ class AttentionClassifier(pl.LightningModule):
         label_embedding_size: int = 32,
         inference_lr: Optional[float] = None,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/error")
         self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
         if num_classes < 2:
             raise UserError(f"AttentionClassifier: num_classes must be >= 2, got {num_classes}")
@@ -102,11 +103,6 @@ class AttentionClassifier(pl.LightningModule):
             self.inference = InferenceNetwork(
                 hidden_size, label_embedding_size, inference_hidden, self.core.num_scales, location_std, learn_std,
             )
-        if inference_lr is not None and inference_lr <= 0:
-            raise UserError(f"AttentionClassifier: inference_lr must be > 0, got {inference_lr}")
-        self.inference_lr = inference_lr
-        self.optimizer_factory = optimizer
-        self.lr_scheduler_factory = lr_scheduler
         # Error rates as means of 0/1 mistakes: torchmetrics sums them across DDP processes.
         # keys "{split}_error" (first sample) and "{split}_error_avg" (M-sample average)
         self.errors = nn.ModuleDict({f"{split}_error": MeanMetric() for split in SPLITS})
@@ -167,6 +163,9 @@ class AttentionClassifier(pl.LightningModule):
         terms, log_probs, _ = self.sample_terms(images, targets, self.estimator.num_samples, train=True)
         return self.estimator(terms), log_probs
 
+    def estimator_output(self, batch: Tuple[Tensor, Tensor]) -> EstimatorOutput:
+        return self.training_output(*batch)[0]
+
     def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
         """Parameter groups whose gradient variance is worth watching: the policy p and, if any, q."""
         groups = {"policy": list(self.core.policy.parameters())}
@@ -196,14 +195,10 @@ class AttentionClassifier(pl.LightningModule):
             error_avg = self.errors[f"{split}_error_avg"]
             error_avg.update((log_probs.exp().mean(1).argmax(-1) != targets).float())
             self.log(f"{split}/error_avg{self.eval_samples}", error_avg, on_epoch=True, batch_size=batch_size)
-            self.log(f"{split}/log_likelihood", terms.log_likelihood.mean(), on_epoch=True, batch_size=batch_size)
+            # sync_dist: the epoch value is the mean over every process's share of the set.
+            self.log(f"{split}/log_likelihood", terms.log_likelihood.mean(), on_epoch=True, batch_size=batch_size, sync_dist=True)
             return None
-        if not torch.isfinite(output.loss):
-            raise FloatingPointError(f"estimator {type(self.estimator).__name__} returned a non-finite loss {output.loss.item()}")
-        self.log("train/loss", output.loss, prog_bar=True, batch_size=batch_size)
-        for name, value in output.metrics.items():
-            self.log(f"train/{name}", value, batch_size=batch_size)
-        return output.loss
+        return self.log_estimator_output(output, batch_size)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         return self.model_step(batch, "train")
@@ -218,16 +213,3 @@ class AttentionClassifier(pl.LightningModule):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         probabilities = self(images, self.eval_samples)
         return {"probabilities": probabilities, "prediction": probabilities.argmax(-1)}
-
-    def configure_optimizers(self) -> Any:
-        params: Any = self.parameters()
-        if self.inference_lr is not None and self.inference is not None:
-            q_ids = {id(p) for p in self.gradient_groups()["inference"]}
-            params = [
-                {"params": [p for p in self.parameters() if id(p) not in q_ids]},
-                {"params": self.gradient_groups()["inference"], "lr": self.inference_lr},
-            ]
-        optimizer = self.optimizer_factory(params)
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.lr_scheduler_factory(optimizer), "monitor": "val/error"}}

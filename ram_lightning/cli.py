@@ -18,7 +18,11 @@ import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 
-from ram_lightning.errors import UserError
+from ram_lightning.distributed import RankSeeds
+from ram_lightning.errors import NonFiniteError, UserError
+
+# Errors printed as one line ``ram: error: ...`` with these exit statuses (others keep their traceback).
+EXIT_STATUS = {UserError: 2, NonFiniteError: 1}
 
 
 class RamCLI(LightningCLI):
@@ -54,14 +58,16 @@ def build_cli(args: Optional[List[str]] = None, run: bool = True) -> RamCLI:
         run=run,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
+        trainer_defaults={"callbacks": [RankSeeds()]},  # appended to the config's callbacks
     )
 
 
-def find_user_error(error: BaseException) -> Optional[UserError]:
-    """The UserError that caused ``error`` (jsonargparse and Lightning wrap exceptions), or None."""
+def find_user_error(error: BaseException) -> Optional[Exception]:
+    """The UserError or NonFiniteError that caused ``error`` (jsonargparse and Lightning wrap
+    exceptions), or None."""
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, UserError):
+        if isinstance(error, tuple(EXIT_STATUS)):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
@@ -69,7 +75,8 @@ def find_user_error(error: BaseException) -> Optional[UserError]:
 
 
 def main(args: Optional[List[str]] = None) -> None:
-    """Entry point of the ``ram`` console script; user mistakes print one line, no traceback."""
+    """Entry point of the ``ram`` console script; user mistakes (exit 2) and diverged training
+    (exit 1) print one line, no traceback."""
     try:
         build_cli(args)
     except Exception as error:
@@ -77,7 +84,7 @@ def main(args: Optional[List[str]] = None) -> None:
         if user_error is None:
             raise
         print(f"ram: error: {user_error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(next(code for cls, code in EXIT_STATUS.items() if isinstance(user_error, cls))) from None
 
 
 if __name__ == "__main__":

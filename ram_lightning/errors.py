@@ -1,4 +1,5 @@
-"""Errors that describe a user's mistake (bad input, bad config, missing data).
+"""Errors that describe a user's mistake (bad input, bad config, missing data) or a training
+run that diverged (a non-finite loss, metric or gradient).
 
 The ``ram`` command prints these as one line, without a traceback; everything else is a bug
 and keeps its traceback.
@@ -12,3 +13,12 @@ class UserError(ValueError):
 
 class DataError(UserError):
     """A data file or directory is missing, truncated, corrupt or malformed."""
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a non-finite loss, estimator metric, gradient or weight.
+
+    Raised before the optimizer step and before any checkpoint is written from that state, so
+    the last checkpoint on disk stays finite. The message names the step, the estimator and
+    the quantity. The ``ram`` command prints it as one line ``ram: error: ...`` (exit status 1).
+    """

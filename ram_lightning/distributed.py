@@ -1,0 +1,41 @@
+"""Random streams under data-parallel training (DDP).
+
+``seed_everything`` gives every process the same seed (so that every replica starts from the
+same weights). The attention samples (glimpse locations and scales) and the training images
+drawn in the main process (``num_workers: 0``) come from torch's global generator, so
+without more every rank would draw the same noise for row b of its batch. After the
+processes have started, each rank therefore reseeds torch's generator from (global seed,
+rank): distinct streams per rank, the same ones on every run with the same seed.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """A 63-bit seed for process ``rank`` of a run seeded with ``seed`` (distinct per rank)."""
+    state = np.random.SeedSequence([seed & (2**64 - 1), rank]).generate_state(1, dtype=np.uint64)[0]
+    return int(state) >> 1
+
+
+def seed_rank_stream(rank: int, world_size: int) -> None:
+    """With several processes, reseed torch's global generator (CPU and CUDA) for this ``rank``.
+
+    The base seed is ``PL_GLOBAL_SEED`` (set by ``seed_everything``, the same on every rank),
+    else ``torch.initial_seed()``. A single process keeps its stream unchanged.
+    """
+    if world_size <= 1:
+        return
+    base = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
+    torch.manual_seed(rank_seed(base, rank))
+
+
+class RankSeeds(pl.Callback):
+    """Reseeds each process's random stream for its rank when the run is set up (see the module)."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        seed_rank_stream(trainer.global_rank, trainer.world_size)

@@ -1,0 +1,135 @@
+"""EstimatorModule: what every LightningModule trained by an estimator plug-in shares.
+
+Subclasses (``AttentionClassifier``, ``AttentionCaptioner``) build their networks, set
+``self.estimator``, and implement ``estimator_output(batch)`` and ``gradient_groups()``.
+This base class gives them:
+
+- ``log_estimator_output``: logs ``train/loss`` and ``train/<metric>`` after checking that
+  they are finite (a ``NonFiniteError`` names the step, the estimator and the quantity;
+  under DDP the processes agree first, so none is left waiting in the all-reduce);
+- a gradient check before every optimizer step and a refusal to checkpoint non-finite state;
+- a random stream per DDP process (``ram_lightning.distributed``);
+- ``configure_optimizers`` with q's parameters in their own group when ``inference_lr`` is set.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from estimators import Estimator, EstimatorOutput
+from estimators.registry import estimator_name
+from ram_lightning.distributed import seed_rank_stream
+from ram_lightning.errors import NonFiniteError, UserError
+from ram_lightning.finite import first_non_finite
+
+
+def default_optimizer(params) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=1e-3)
+
+
+class EstimatorModule(pl.LightningModule):
+    """Base class; see the module docstring.
+
+    Args:
+        optimizer: optimizer factory over the parameters (or parameter groups).
+        lr_scheduler: optional scheduler factory; plateau schedulers watch ``monitor``.
+        inference_lr: learning rate of the inference network q (None: the optimizer's own).
+        monitor: the metric a scheduler watches.
+    """
+
+    estimator: Estimator
+
+    def __init__(self, optimizer=default_optimizer, lr_scheduler=None, inference_lr: Optional[float] = None,
+                 monitor: str = "val/error") -> None:
+        super().__init__()
+        if inference_lr is not None and inference_lr <= 0:
+            raise UserError(f"{type(self).__name__}: inference_lr must be > 0, got {inference_lr}")
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        self.inference_lr = inference_lr
+        self.monitor = monitor
+
+    # ----------------------------------------------------------------- for subclasses
+    def estimator_output(self, batch: Any) -> EstimatorOutput:
+        """The estimator's output on one training batch (fresh attention samples each call)."""
+        raise NotImplementedError
+
+    def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
+        """``{"policy": [...], "inference": [...]}``: the parameters of p and (if any) q."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- training output
+    def log_estimator_output(self, output: EstimatorOutput, batch_size: int) -> Tensor:
+        """Check ``output`` is finite, log ``train/loss`` and ``train/<metric>``; returns the loss."""
+        self.check_finite_output(output)
+        self.log("train/loss", output.loss, prog_bar=True, batch_size=batch_size)
+        for name, value in output.metrics.items():
+            self.log(f"train/{name}", value, batch_size=batch_size)
+        return output.loss
+
+    # ----------------------------------------------------------------- divergence checks
+    def _stop(self, what: str, value: float) -> NonFiniteError:
+        return NonFiniteError(
+            f"training stopped at step {self.global_step}: estimator {estimator_name(self.estimator)} produced "
+            f"a non-finite {what} ({value}); no checkpoint was written from this state"
+        )
+
+    def check_finite_output(self, output: EstimatorOutput) -> None:
+        """Raise NonFiniteError if the loss or an estimator metric is NaN or infinite.
+
+        Under DDP the processes agree first (any process's bad value stops every process), so
+        none is left waiting in the gradient all-reduce.
+        """
+        bad = first_non_finite([("train/loss", output.loss)] + [(f"train/{k}", v) for k, v in output.metrics.items()])
+        anywhere = bad is not None
+        if self._trainer is not None:
+            anywhere = self.trainer.strategy.reduce_boolean_decision(anywhere, all=False)
+        if bad is not None:
+            raise self._stop(*bad)
+        if anywhere:
+            raise self._stop("loss or metric on another process", float("nan"))
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Raise NonFiniteError, naming the first parameter, if a gradient is NaN or infinite.
+
+        Skipped under 16-bit mixed precision, whose gradient scaler expects occasional
+        infinite gradients and skips those steps itself. Gradients are all-reduced already,
+        so every DDP process decides alike.
+        """
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            return
+        bad = first_non_finite((name, p.grad) for name, p in self.named_parameters())
+        if bad is not None:
+            raise self._stop(f"gradient of {bad[0]}", bad[1])
+
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        """Refuse to write a checkpoint whose weights or buffers (estimator state) are not finite."""
+        bad = first_non_finite(checkpoint.get("state_dict", {}).items())
+        if bad is not None:
+            raise NonFiniteError(
+                f"refusing to write a checkpoint at step {self.global_step}: {bad[0]} is non-finite ({bad[1]}) "
+                f"(estimator {estimator_name(self.estimator)})"
+            )
+
+    # ----------------------------------------------------------------- hooks
+    def setup(self, stage: str) -> None:
+        """Under DDP, give each process its own random stream (see ``ram_lightning.distributed``)."""
+        if self._trainer is not None:
+            seed_rank_stream(self.global_rank, self.trainer.world_size)
+
+    def configure_optimizers(self) -> Any:
+        params: Any = self.parameters()
+        q_params = self.gradient_groups().get("inference", [])
+        if self.inference_lr is not None and q_params:
+            q_ids = {id(p) for p in q_params}
+            params = [
+                {"params": [p for p in self.parameters() if id(p) not in q_ids]},
+                {"params": q_params, "lr": self.inference_lr},
+            ]
+        optimizer = self.optimizer_factory(params)
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.lr_scheduler_factory(optimizer), "monitor": self.monitor}}
