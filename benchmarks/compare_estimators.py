@@ -2,6 +2,7 @@
 
     python -m benchmarks.compare_estimators --budget cpu     # all three in about 45 min on 2 CPU cores
     python -m benchmarks.compare_estimators --budget gpu     # the full setting, one GPU
+    python -m benchmarks.compare_estimators --time-only 20   # seconds per update only, interleaved
 
 Trains the three estimators on translated-and-scaled MNIST with the same seed, data stream,
 architecture, optimizer, number of samples K and number of updates, validating every
@@ -77,15 +78,42 @@ class Recorder(pl.Callback):
         print(f"  update {trainer.global_step:6d}  {self.train_seconds:7.1f} s  val/error {error:.4f}", flush=True)
 
 
+def build_model(name: str, budget: dict, image_shape=(1, 60, 60), num_classes: int = 10) -> AttentionClassifier:
+    """The architecture every estimator is trained with; only the estimator differs."""
+    return AttentionClassifier(
+        image_shape=image_shape, num_classes=num_classes, hidden_size=budget["hidden_size"], **MODEL,
+        estimator=get_estimator(name, num_samples=NUM_SAMPLES),
+        optimizer=lambda params: torch.optim.Adam(params, lr=LEARNING_RATE),
+    )
+
+
+def time_updates(names, budget: dict, steps: int, seed: int) -> Dict[str, float]:
+    """Median seconds of one full update (sample, loss, backward, Adam) per estimator, on one fixed
+    random batch, the estimators interleaved step by step so that machine load hits all alike."""
+    torch.manual_seed(seed)
+    images = torch.rand(budget["batch_size"], 1, 60, 60)
+    targets = torch.randint(0, 10, (budget["batch_size"],))
+    runs = {}
+    for name in names:
+        model = build_model(name, budget).train()
+        runs[name] = (model, model.configure_optimizers())
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for step in range(steps + 2):
+        for name, (model, optimizer) in runs.items():
+            start = time.perf_counter()
+            model.estimator_output((images, targets)).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if step >= 2:  # two warm-up steps
+                times[name].append(time.perf_counter() - start)
+    return {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+
+
 def run_one(name: str, budget: dict, data_dir, seed: int, accelerator: str) -> dict:
     pl.seed_everything(seed, workers=True)
     data = TranslatedScaledMNIST(data_dir=data_dir, source="mnist", batch_size=budget["batch_size"], seed=seed,
                                  test_size=budget.get("test_size"))
-    model = AttentionClassifier(
-        image_shape=data.image_shape, num_classes=data.num_classes, hidden_size=budget["hidden_size"], **MODEL,
-        estimator=get_estimator(name, num_samples=NUM_SAMPLES),
-        optimizer=lambda params: torch.optim.Adam(params, lr=LEARNING_RATE),
-    )
+    model = build_model(name, budget, data.image_shape, data.num_classes)
     recorder = Recorder()
     trainer = pl.Trainer(
         max_steps=budget["updates"], val_check_interval=budget["val_every"], check_val_every_n_epoch=None,
@@ -180,6 +208,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--time-only", type=int, metavar="STEPS",
+                        help="only time STEPS updates per estimator, interleaved on one batch (seconds per update)")
     args = parser.parse_args()
     budget = dict(BUDGETS[args.budget])
     if args.updates:
@@ -187,6 +217,10 @@ def main() -> None:
     if args.val_every:
         budget["val_every"] = args.val_every
     budget["test_size"] = args.test_size
+    if args.time_only:
+        for name, seconds in time_updates(args.estimators, budget, args.time_only, args.seed).items():
+            print(f"{name:15s} {seconds:.3f} s / update (median of {args.time_only}, B={budget['batch_size']}, K={NUM_SAMPLES})")
+        return
     out = args.out or Path("benchmarks/results") / f"compare_{args.budget}"
     command = "python -m benchmarks.compare_estimators " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in (("budget", args.budget), ("updates", args.updates), ("val_every", args.val_every), ("test_size", args.test_size)) if v
