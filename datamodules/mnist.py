@@ -26,6 +26,7 @@ import hashlib
 import io
 import math
 import os
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -38,6 +39,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from ram_lightning.errors import DataError
 
@@ -280,9 +282,14 @@ def _download_one(url: str, target: Path, expected_md5: str, timeout: float) -> 
     try:
         digest = hashlib.md5(usedforsecurity=False)
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(_CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
+            size = (getattr(response, "headers", None) or {}).get("Content-Length")
+            # a bar only on a terminal, and only once the download has taken 2 s
+            with tqdm(total=int(size) if size and size.isdigit() else None, unit="B", unit_scale=True,
+                      desc=target.name, leave=False, delay=2.0, disable=not sys.stderr.isatty()) as bar:
+                while chunk := response.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    bar.update(len(chunk))
         if digest.hexdigest() != expected_md5:
             raise DataError(f"downloaded md5 {digest.hexdigest()}, expected {expected_md5}")
         os.replace(tmp_name, target)

@@ -20,6 +20,7 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from ram_lightning.distributed import RankSeeds
 from ram_lightning.errors import NonFiniteError, UserError
+from ram_lightning.tracking import configure_wandb
 
 # Errors printed as one line ``ram: error: ...`` with these exit statuses (others keep their traceback).
 EXIT_STATUS = {UserError: 2, NonFiniteError: 1}
@@ -36,11 +37,15 @@ class RamCLI(LightningCLI):
         parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
 
+    def before_instantiate_classes(self) -> None:
+        """Decide W&B's mode (online, or offline said once) before a WandbLogger is built."""
+        configure_wandb(self.config_dump_value("trainer").get("logger"))
+
     def after_fit(self) -> None:
         if not self.config_dump_value("test_after_fit") or self.trainer.interrupted:
             return
         checkpoint = self.trainer.checkpoint_callback
-        ckpt_path = "best" if checkpoint is not None and getattr(checkpoint, "best_model_path", "") else None
+        ckpt_path = getattr(checkpoint, "best_model_path", "") or None
         rank_zero_info(f"Testing the {'best checkpoint' if ckpt_path else 'final weights'} on the test set")
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
 

@@ -1,7 +1,6 @@
 """The `ram` command end to end on tiny settings: fit + test, plug-ins, helpful errors."""
 import csv
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path

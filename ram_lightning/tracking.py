@@ -1,0 +1,203 @@
+"""Weights & Biases: online when it can be, offline (said once, in one line) when not; never a login prompt.
+
+The configs log through Lightning's own ``WandbLogger``; this module only decides the mode
+before the logger's first ``wandb.init`` and records where the run's files are:
+
+    configure_wandb(config.trainer.logger)   # in the CLI, before the classes are instantiated
+    ensure_wandb_mode("runs/quickstart")     # the same decision without a config
+
+Decision (``ensure_wandb_mode``):
+    - ``WANDB_MODE`` already set (by the user): respected (``online`` without an API key is a
+      UserError rather than an interactive login prompt);
+    - no API key (``WANDB_API_KEY``, ``WANDB_IDENTITY_TOKEN_FILE``, or an entry for the W&B host
+      in ``$NETRC`` / ``~/.netrc``): offline;
+    - the W&B host (``WANDB_BASE_URL``, default api.wandb.ai:443) not reachable in 1.5 s: offline;
+    - otherwise online.
+The decision is written to ``os.environ["WANDB_MODE"]``, so processes launched later (DDP
+workers) inherit it silently.
+"""
+from __future__ import annotations
+
+import importlib
+import netrc
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from ram_lightning.errors import UserError
+
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
+_announced = False  # the offline line is printed once per process
+
+
+def wandb_host() -> Tuple[str, int]:
+    """(host, port) of the W&B server: ``$WANDB_BASE_URL``, else api.wandb.ai:443."""
+    url = urlsplit(os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL)
+    return url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
+
+
+def _netrc_path() -> Path:
+    if os.environ.get("NETRC"):
+        return Path(os.environ["NETRC"]).expanduser()
+    for name in ("~/.netrc", "~/_netrc"):
+        if Path(name).expanduser().exists():
+            return Path(name).expanduser()
+    return Path("~/.netrc").expanduser()
+
+
+def has_api_key(host: str) -> bool:
+    """True if wandb would find credentials for ``host`` without asking: env vars or netrc."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    try:
+        return netrc.netrc(_netrc_path()).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def can_reach(host: str, port: int, timeout: float = 1.5) -> bool:
+    """True if a TCP connection to host:port opens within ``timeout`` seconds (DNS included:
+    the attempt runs in a daemon thread, since name resolution ignores socket timeouts)."""
+    opened: List[bool] = []
+
+    def attempt() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            opened.append(True)
+        except Exception:  # OSError, socket.gaierror, socket.timeout, ...: no network
+            pass
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(opened)
+
+
+def offline_dir(save_dir: Optional[str] = None) -> str:
+    """Where wandb writes offline runs for a logger with ``save_dir`` (its ``wandb/`` folder)."""
+    root = save_dir or os.environ.get("WANDB_DIR") or "."
+    return os.path.join(root, "wandb")
+
+
+def ensure_wandb_mode(save_dir: Optional[str] = None, announce: Optional[Callable[[str], None]] = None) -> str:
+    """Decide online / offline / disabled (see the module docstring), set ``WANDB_MODE``, return it.
+
+    Args:
+        save_dir: the WandbLogger's ``save_dir``, only to name the offline folder in the message.
+        announce: prints the one offline line (default: ``print`` to stderr on rank 0, once per process).
+
+    Raises:
+        UserError: ``WANDB_MODE`` is not a wandb mode, or is ``online`` with no API key.
+    """
+    global _announced
+    if os.environ.get("WANDB_MODE"):
+        return explicit_mode(os.environ["WANDB_MODE"], "WANDB_MODE")
+    host, port = wandb_host()
+    if not has_api_key(host):
+        reason = "no API key found"
+    elif not can_reach(host, port):
+        reason = f"{host}:{port} not reachable"
+    else:
+        os.environ["WANDB_MODE"] = "online"
+        return "online"
+    os.environ["WANDB_MODE"] = "offline"
+    if not _announced and rank_zero_only.rank == 0:
+        folder = offline_dir(save_dir)
+        (announce or _print_stderr)(f"W&B: {reason}; logging offline to {folder} (upload later with: wandb sync {folder})")
+        _announced = True
+    return "offline"
+
+
+def explicit_mode(value: str, where: str) -> str:
+    """The W&B mode the user asked for (``value``, set in ``where``), checked.
+
+    Raises:
+        UserError: not a W&B mode, or ``online`` with no API key (wandb would prompt for one).
+    """
+    mode = MODES.get(str(value).strip().lower())
+    if mode is None:
+        raise UserError(f"{where}={value!r} is not a W&B mode; use one of online, offline, disabled")
+    host, _ = wandb_host()
+    if mode == "online" and not has_api_key(host):
+        raise UserError(
+            f"{where}=online but no W&B API key for {host} (WANDB_API_KEY or ~/.netrc): run `wandb login`, "
+            f"or unset {where} to log offline"
+        )
+    return mode
+
+
+def _print_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _get(node: Any, key: str) -> Any:
+    return node.get(key) if isinstance(node, dict) else getattr(node, key, None)
+
+
+def _is_wandb_logger(class_path: Any) -> bool:
+    if not isinstance(class_path, str) or "." not in class_path:
+        return False
+    module, name = class_path.rsplit(".", 1)
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return name == "WandbLogger"
+    return isinstance(cls, type) and issubclass(cls, WandbLogger)
+
+
+def configure_wandb(logger_config: Any) -> Optional[str]:
+    """``ensure_wandb_mode`` for the WandbLogger in a ``trainer.logger`` config, if there is one.
+
+    Args:
+        logger_config: ``trainer.logger`` as parsed (a ``{class_path, init_args}`` Namespace or
+            dict, a list of them, or True/False/None).
+
+    Returns:
+        The W&B mode, or None when no WandbLogger is configured (nothing is checked then). A
+        logger with ``offline: true`` or a ``mode`` of its own is left to that setting.
+    """
+    entries = logger_config if isinstance(logger_config, (list, tuple)) else [logger_config]
+    for entry in entries:
+        if entry is None or isinstance(entry, bool) or not _is_wandb_logger(_get(entry, "class_path")):
+            continue
+        init_args = _get(entry, "init_args") or {}
+        if _get(init_args, "offline"):
+            return "offline"
+        if _get(init_args, "mode"):
+            return explicit_mode(_get(init_args, "mode"), "trainer.logger.init_args.mode")
+        return ensure_wandb_mode(_get(init_args, "save_dir") or _get(init_args, "dir"))
+    return None
+
+
+def _absolute(path: Optional[str]) -> Optional[str]:
+    """``path`` made absolute (remote URLs such as s3://... are kept as they are)."""
+    return path if path is None or "://" in str(path) else os.path.abspath(path)
+
+
+class WandbRunInfo(pl.Callback):
+    """Records in every attached W&B run's config, at the start of fitting: ``checkpoint_dir``
+    (the first ModelCheckpoint's folder) and ``log_dir`` (``trainer.log_dir``), as absolute paths,
+    and, for modules with an ``estimator``, ``estimator`` (its repr: class and options, which the
+    hyperparameters leave out). Lightning's WandbLogger records neither."""
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+        if not loggers:
+            return
+        checkpoint_dir = getattr(trainer.checkpoint_callback, "dirpath", None)
+        log_dir = trainer.log_dir  # on every rank: it broadcasts
+        info = {"checkpoint_dir": _absolute(checkpoint_dir), "log_dir": _absolute(log_dir)}
+        if getattr(pl_module, "estimator", None) is not None:
+            info["estimator"] = repr(pl_module.estimator)
+        if trainer.is_global_zero:
+            for logger in loggers:
+                logger.experiment.config.update(info, allow_val_change=True)
