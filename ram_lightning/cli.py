@@ -36,6 +36,7 @@ class RamCLI(LightningCLI):
         )
         parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.vocabulary", "model.init_args.vocabulary", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
         """Decide W&B's mode (online, or offline said once) before a WandbLogger is built."""

@@ -1,0 +1,532 @@
+"""Flickr8k (Hodosh et al. 2013) for image captioning: the official text release and JPEGs.
+
+Layout under ``data_dir`` (None: ``$RAM_FLICKR8K_DIR``, else ``./data/flickr8k``)::
+
+    <data_dir>/Flicker8k_Dataset/*.jpg        the 8091 JPEGs (official, misspelt folder name;
+                                              Flickr8k_Dataset/ and Images/ are accepted too)
+    <data_dir>/Flickr8k_text/Flickr8k.token.txt             "<image>.jpg#<n><TAB><caption>"
+    <data_dir>/Flickr8k_text/Flickr_8k.trainImages.txt      6000 image names
+    <data_dir>/Flickr8k_text/Flickr_8k.devImages.txt        1000 (used as validation)
+    <data_dir>/Flickr8k_text/Flickr_8k.testImages.txt       1000
+    <data_dir>/dataset_flickr8k.json          optional: Karpathy's splits (split_source="karpathy")
+
+(the text files may also sit directly in ``<data_dir>``). The JPEGs cannot be downloaded by a
+script: the University of Illinois hands them out through a request form, see
+:data:`IMAGES_HINT`.
+
+Quirks of the real token file, handled by :func:`read_token_file` and reported, not hidden:
+the five lines ``2258277193_586949ec62.jpg.1#0..4`` carry a stray ``.1`` after ``.jpg``
+(normalised to ``2258277193_586949ec62.jpg``; that image is in no split list), and 92 of the
+8092 captioned images are in no split list (counted and reported, not used). Lines without a
+tab or without an ``<image>#<n>`` id are skipped and reported with their line numbers, up to
+``max_malformed`` (default 10) of them; more means the file is not a Flickr8k token file and
+raises a DataError.
+
+Images: before any DataLoader starts, :meth:`Flickr8k.setup` checks that every image of the
+three splits exists and (``check_images=True``, the default) decodes completely; the missing
+or unreadable ones raise one DataError listing how many and the first few names
+(``on_bad_image="error"``, the default) or are dropped from their split with a warning that
+counts them (``on_bad_image="skip"``). Images are resized (bilinear, antialiased, aspect ratio
+not kept) to ``image_size`` and returned as float32 [3, H, W] in [0, 1]; normalisation for a
+pretrained encoder is the model's business. Feature caching for frozen encoders is not
+implemented.
+
+Example::
+
+    ram fit --data Flickr8k --data.data_dir /path/to/flickr8k --data.vocab_path runs/vocab.json
+
+    >>> from datamodules.flickr8k import read_token_file                 # doctest: +SKIP
+    >>> captions, report = read_token_file("Flickr8k_text/Flickr8k.token.txt")  # doctest: +SKIP
+    >>> len(captions), report.lines, report.renamed_lines                # doctest: +SKIP
+    (8092, 40460, 5)
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_lightning.utilities import rank_zero_warn
+
+from datamodules.captions import CaptionDataModule
+from ram_lightning.errors import DataError, UserError
+
+DATA_DIR_ENV = "RAM_FLICKR8K_DIR"
+DEFAULT_DATA_DIR = "./data/flickr8k"
+TOKEN_FILE = "Flickr8k.token.txt"
+SPLIT_FILES = {"train": "Flickr_8k.trainImages.txt", "val": "Flickr_8k.devImages.txt",
+               "test": "Flickr_8k.testImages.txt"}
+KARPATHY_FILE = "dataset_flickr8k.json"
+TEXT_DIR = "Flickr8k_text"
+IMAGE_DIRS = ("Flicker8k_Dataset", "Flickr8k_Dataset", "Images")
+SPLIT_SOURCES = ("official", "karpathy")
+BAD_IMAGE_POLICIES = ("error", "skip")
+IMAGES_HINT = (
+    "The Flickr8k JPEGs are not downloadable by script: request Flickr8k_Dataset.zip through the "
+    "University of Illinois form (https://forms.illinois.edu/sec/1713398, linked from "
+    "http://nlp.cs.illinois.edu/HockenmaierGroup/8k-pictures.html) and unzip it into the data "
+    "directory, which gives Flicker8k_Dataset/<name>.jpg"
+)
+KARPATHY_HINT = (
+    "dataset_flickr8k.json is in Karpathy's caption_datasets.zip "
+    "(https://cs.stanford.edu/people/karpathy/deepimagesent/)"
+)
+_STRAY_SUFFIX = re.compile(r"^(?P<name>.+\.jpe?g)\.\d+$", re.IGNORECASE)
+_CAPTION_ID = re.compile(r"^(?P<image>[^#\s]+)#(?P<n>\d+)$")
+_SHOWN = 5  # names listed in messages
+
+
+def _first(names: Sequence[str], count: int = _SHOWN) -> str:
+    shown = ", ".join(str(n) for n in list(names)[:count])
+    return shown + (", ..." if len(names) > count else "")
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+    """``data_dir``, else ``$RAM_FLICKR8K_DIR``, else ``./data/flickr8k``."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
+
+
+def find_text_file(data_dir: Path, name: str) -> Path | None:
+    """``<data_dir>/Flickr8k_text/<name>`` or ``<data_dir>/<name>``, whichever exists."""
+    for candidate in (data_dir / TEXT_DIR / name, data_dir / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@dataclass
+class TokenFileReport:
+    """What :func:`read_token_file` found, quirks included.
+
+    Attributes:
+        path: the file read.
+        lines: lines in the file (blank ones included).
+        captions: captions kept.
+        images: distinct images after normalising names.
+        blank_lines: empty lines, ignored.
+        renamed_lines: lines whose image name had a stray suffix after ``.jpg`` (``.jpg.1``).
+        renamed_images: original name -> normalised name, for those lines.
+        duplicate_ids: ``<image>#<n>`` ids seen before (after normalising); their captions are
+            kept as extra references.
+        skipped: ``(line number, reason)`` of each malformed line skipped.
+    """
+
+    path: Path
+    lines: int = 0
+    captions: int = 0
+    images: int = 0
+    blank_lines: int = 0
+    renamed_lines: int = 0
+    renamed_images: dict[str, str] = field(default_factory=dict)
+    duplicate_ids: int = 0
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.captions} captions of {self.images} images from {self.lines} lines"]
+        if self.renamed_lines:
+            renames = ", ".join(f"{a} -> {b}" for a, b in self.renamed_images.items())
+            parts.append(f"{self.renamed_lines} lines with a stray suffix after .jpg normalised ({renames})")
+        if self.duplicate_ids:
+            parts.append(f"{self.duplicate_ids} repeated caption ids kept")
+        if self.skipped:
+            where = ", ".join(str(n) for n, _ in self.skipped[:_SHOWN])
+            parts.append(f"{len(self.skipped)} malformed lines skipped (line {where})")
+        if self.blank_lines:
+            parts.append(f"{self.blank_lines} blank lines")
+        return "; ".join(parts)
+
+
+def read_token_file(path: str | os.PathLike, max_malformed: int = 10,
+                    ) -> tuple[dict[str, list[str]], TokenFileReport]:
+    """Parse ``Flickr8k.token.txt`` (``<image>.jpg#<n><TAB><caption>`` per line).
+
+    Pure: nothing is logged; the report says what was normalised or skipped.
+
+    Args:
+        path: the token file.
+        max_malformed: most lines without a tab, with a bad id or an empty caption that are
+            skipped (each reported with its line number); one more raises.
+
+    Returns:
+        ``(captions, report)``: image name -> its captions in file order (stray ``.jpg.<k>``
+        suffixes removed from names), and a :class:`TokenFileReport`.
+
+    Raises:
+        DataError: the file is missing, unreadable or not UTF-8, has more than
+            ``max_malformed`` malformed lines, or holds no caption.
+    """
+    path = Path(path)
+    report = TokenFileReport(path=path)
+    captions: dict[str, list[str]] = {}
+    seen_ids: set[tuple[str, int]] = set()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as err:
+        raise DataError(
+            f"Flickr8k token file {path} not found; expected the Flickr8k text release "
+            f"({TOKEN_FILE} with lines '<image>.jpg#<n><TAB><caption>')"
+        ) from err
+    except OSError as err:
+        raise DataError(f"cannot read Flickr8k token file {path}: {err}") from err
+    except UnicodeDecodeError as err:
+        raise DataError(f"Flickr8k token file {path} is not UTF-8 text ({err})") from err
+    for number, line in enumerate(text.splitlines(), start=1):
+        report.lines += 1
+        if not line.strip():
+            report.blank_lines += 1
+            continue
+        reason = None
+        if "\t" not in line:
+            reason = "no tab between '<image>.jpg#<n>' and the caption"
+        else:
+            key, caption = line.split("\t", 1)
+            match = _CAPTION_ID.match(key.strip())
+            caption = caption.strip()
+            if match is None:
+                reason = f"id {key.strip()[:60]!r} is not '<image>.jpg#<n>'"
+            elif not caption:
+                reason = "empty caption"
+        if reason is not None:
+            report.skipped.append((number, reason))
+            if len(report.skipped) > max_malformed:
+                shown = "; ".join(f"line {n}: {r}" for n, r in report.skipped[:_SHOWN])
+                raise DataError(
+                    f"{path}: more than {max_malformed} malformed lines ({shown}, ...); expected "
+                    f"'<image>.jpg#<n><TAB><caption>' on every line. Is this {TOKEN_FILE}?"
+                )
+            continue
+        image, index = match.group("image"), int(match.group("n"))
+        stray = _STRAY_SUFFIX.match(image)
+        if stray is not None:
+            report.renamed_lines += 1
+            report.renamed_images[image] = stray.group("name")
+            image = stray.group("name")
+        if (image, index) in seen_ids:
+            report.duplicate_ids += 1
+        seen_ids.add((image, index))
+        captions.setdefault(image, []).append(caption)
+        report.captions += 1
+    report.images = len(captions)
+    if not captions:
+        raise DataError(f"{path} holds no caption; expected lines '<image>.jpg#<n><TAB><caption>'")
+    return captions, report
+
+
+def read_split_file(path: str | os.PathLike) -> list[str]:
+    """Image names, one per line (blank lines ignored; order kept).
+
+    Raises:
+        DataError: the file is missing or unreadable, empty, or lists a name twice.
+    """
+    path = Path(path)
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    except FileNotFoundError as err:
+        raise DataError(f"Flickr8k split file {path} not found; expected one image name per line") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read Flickr8k split file {path}: {err}") from err
+    names = [n for n in names if n]
+    if not names:
+        raise DataError(f"Flickr8k split file {path} is empty; expected one image name per line")
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        dups = [n for n in names if n in seen or seen.add(n)]
+        raise DataError(f"{path} lists {len(dups)} image names twice ({_first(dups)})")
+    return names
+
+
+def read_karpathy_json(path: str | os.PathLike) -> dict[str, list[tuple[str, list[str]]]]:
+    """Splits of Karpathy's ``dataset_flickr8k.json``: ``{"train"|"val"|"test": [(filename,
+    raw captions), ...]}`` (``restval`` images join train).
+
+    Raises:
+        DataError: the file is missing, not JSON, or lacks the fields ``images[].filename``,
+            ``images[].split`` or ``images[].sentences[].raw`` / ``tokens``.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise DataError(f"Karpathy split file {path} not found; {KARPATHY_HINT}") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read Karpathy split file {path} as JSON: {err}") from err
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, list) or not images:
+        raise DataError(f"{path}: expected a JSON object with a non-empty 'images' list")
+    splits: dict[str, list[tuple[str, list[str]]]] = {"train": [], "val": [], "test": []}
+    for k, entry in enumerate(images):
+        where = f"{path}: images[{k}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str):
+            raise DataError(f"{where} has no string field 'filename'")
+        split = {"restval": "train"}.get(entry.get("split"), entry.get("split"))
+        if split not in splits:
+            raise DataError(f"{where}: field 'split' is {entry.get('split')!r}, expected train, val, test or restval")
+        sentences = entry.get("sentences")
+        if not isinstance(sentences, list) or not sentences:
+            raise DataError(f"{where}: field 'sentences' must be a non-empty list")
+        raws = []
+        for s in sentences:
+            if isinstance(s, dict) and isinstance(s.get("raw"), str):
+                raws.append(s["raw"])
+            elif isinstance(s, dict) and isinstance(s.get("tokens"), list):
+                raws.append(" ".join(map(str, s["tokens"])))
+            else:
+                raise DataError(f"{where}: each sentence needs a string 'raw' or a 'tokens' list")
+        splits[split].append((entry["filename"], raws))
+    return splits
+
+
+# --------------------------------------------------------------------------- images
+
+
+class JpegLoader:
+    """``name -> float32 [3, H, W]`` in [0, 1]: the JPEG ``image_dir/name``, RGB, resized
+    (bilinear, antialiased) to ``(H, W)``. A picklable class, for DataLoader workers."""
+
+    def __init__(self, image_dir: str | os.PathLike, size_hw: tuple[int, int]) -> None:
+        self.image_dir = Path(image_dir)
+        self.size_hw = tuple(size_hw)
+
+    def __call__(self, name: str) -> torch.Tensor:
+        path = self.image_dir / name
+        height, width = self.size_hw
+        try:
+            with Image.open(path) as image:
+                image.draft("RGB", (width, height))  # JPEG: decode at a reduced scale if big
+                image = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+            raise DataError(
+                f"cannot read image {path}: {err} (setup checks every image when "
+                f"check_images=True; was the file changed since?)"
+            ) from err
+        array = np.asarray(image, dtype=np.uint8)  # (H, W, 3)
+        return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def check_image(path: Path) -> str | None:
+    """None if ``path`` is a readable image, else why not ("missing", or the decoder error).
+
+    The whole JPEG stream is decoded, at 1/8 scale where possible (fast), so truncated files
+    are caught."""
+    if not path.is_file():
+        return "missing"
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+            image.load()
+    except Exception as err:  # noqa: BLE001 - any failure to decode means unreadable
+        return f"unreadable ({type(err).__name__}: {err})"
+    return None
+
+
+# --------------------------------------------------------------------------- data module
+
+
+class Flickr8k(CaptionDataModule):
+    """Flickr8k images with five captions each, for captioning (see the module docstring).
+
+    Splits: ``split_source="official"``: the train / dev / test lists of the text release
+    (6000 / 1000 / 1000 images; dev is validation) with captions from ``Flickr8k.token.txt``;
+    ``"karpathy"``: the splits and captions of ``dataset_flickr8k.json``. Training items are
+    (image, caption) pairs (30000 an epoch); validation and test items are images with all
+    their references (for BLEU).
+
+    Args:
+        data_dir: the Flickr8k folder. None: ``$RAM_FLICKR8K_DIR``, else ``./data/flickr8k``.
+        image_dir: the JPEG folder; None: the first of ``Flicker8k_Dataset``,
+            ``Flickr8k_Dataset``, ``Images`` in ``data_dir`` that exists.
+        split_source: ``"official"`` or ``"karpathy"``.
+        karpathy_json: Karpathy's file; None: ``dataset_flickr8k.json`` in ``data_dir`` or
+            ``data_dir/Flickr8k_text``.
+        image_size: side of the resized images, or ``(H, W)`` (default 224).
+        min_count: words seen fewer times in the training captions become ``<unk>``.
+        vocab_path: ``vocab.json`` to load if it exists, else to write after building from the
+            training captions. None: built in memory and, with a Trainer that has a logger, saved as
+            ``vocab.json`` in the run's log directory.
+        check_images: decode every image once in :meth:`setup` (a few seconds per thousand
+            images) so an unreadable JPEG never fails inside a DataLoader worker. Missing
+            images are always checked.
+        on_bad_image: ``"error"`` (a DataError listing the missing / unreadable images) or
+            ``"skip"`` (drop them from their split, with a warning counting them).
+        max_malformed: most malformed token-file lines skipped before it is an error.
+        batch_size: items per batch.
+        num_workers: DataLoader worker processes (0: load in the main process).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        image_dir: str | None = None,
+        split_source: str = "official",
+        karpathy_json: str | None = None,
+        image_size: int | tuple[int, int] = 224,
+        min_count: int = 5,
+        vocab_path: str | None = None,
+        check_images: bool = True,
+        on_bad_image: str = "error",
+        max_malformed: int = 10,
+        batch_size: int = 32,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(image_size, batch_size, num_workers, min_count, vocab_path)
+        if split_source not in SPLIT_SOURCES:
+            raise UserError(f"split_source must be one of {', '.join(SPLIT_SOURCES)}; got {split_source!r}")
+        if on_bad_image not in BAD_IMAGE_POLICIES:
+            raise UserError(f"on_bad_image must be one of {', '.join(BAD_IMAGE_POLICIES)}; got {on_bad_image!r}")
+        if max_malformed < 0:
+            raise UserError(f"max_malformed must be >= 0, got {max_malformed}")
+        self.data_dir = data_dir
+        self.image_dir = image_dir
+        self.split_source = split_source
+        self.karpathy_json = karpathy_json
+        self.check_images = check_images
+        self.on_bad_image = on_bad_image
+        self.max_malformed = max_malformed
+        self.token_report: TokenFileReport | None = None
+        self.unsplit_images: list[str] = []  # captioned images in no split list (official)
+        self.bad_images: dict[str, str] = {}  # name -> why, dropped with on_bad_image="skip"
+        self._text_source = ""
+
+    @property
+    def root(self) -> Path:
+        return resolve_data_dir(self.data_dir)
+
+    # ---- captions
+
+    def _text_file(self, name: str) -> Path:
+        path = find_text_file(self.root, name)
+        if path is None:
+            raise DataError(
+                f"Flickr8k text file {name} not found in {self.root / TEXT_DIR} or {self.root}; "
+                f"expected the Flickr8k text release ({TOKEN_FILE} and "
+                f"{', '.join(SPLIT_FILES.values())}) there (set data_dir or ${DATA_DIR_ENV})"
+            )
+        return path
+
+    def _caption_splits(self) -> dict[str, list[tuple[str, Any, list[str]]]]:
+        if self.split_source == "karpathy":
+            return self._karpathy_splits()
+        token_path = self._text_file(TOKEN_FILE)
+        captions, self.token_report = read_token_file(token_path, self.max_malformed)
+        for number, reason in self.token_report.skipped:
+            rank_zero_warn(f"{token_path}: skipped line {number}: {reason}")
+        splits: dict[str, list[tuple[str, Any, list[str]]]] = {}
+        owner: dict[str, str] = {}
+        for split, file_name in SPLIT_FILES.items():
+            path = self._text_file(file_name)
+            names = read_split_file(path)
+            uncaptioned = [n for n in names if n not in captions]
+            if uncaptioned:
+                raise DataError(
+                    f"{path}: {len(uncaptioned)} of {len(names)} images have no caption in "
+                    f"{token_path} ({_first(uncaptioned)}); expected every listed image to be captioned"
+                )
+            twice = [n for n in names if n in owner]
+            if twice:
+                raise DataError(
+                    f"{path}: {len(twice)} images are also in the {owner[twice[0]]} split "
+                    f"({_first(twice)}); expected disjoint splits"
+                )
+            owner.update((n, split) for n in names)
+            splits[split] = [(n, n, captions[n]) for n in names]
+        self.unsplit_images = sorted(n for n in captions if n not in owner)
+        self._text_source = f"official splits, captions from {token_path} ({self.token_report.summary()})"
+        if self.unsplit_images:
+            self._text_source += (f"; {len(self.unsplit_images)} captioned images in no split list, "
+                                  f"not used ({_first(self.unsplit_images, 3)})")
+        return splits
+
+    def _karpathy_splits(self) -> dict[str, list[tuple[str, Any, list[str]]]]:
+        if self.karpathy_json is not None:
+            path = Path(self.karpathy_json).expanduser()
+        else:
+            path = find_text_file(self.root, KARPATHY_FILE) or self.root / KARPATHY_FILE
+        splits = read_karpathy_json(path)
+        seen: dict[str, str] = {}
+        for split, items in splits.items():
+            for name, _ in items:
+                if name in seen:
+                    raise DataError(f"{path}: image {name} is in both the {seen[name]} and {split} splits")
+                seen[name] = split
+            if not items:
+                raise DataError(f"{path}: no image in the {split} split")
+        self._text_source = f"Karpathy splits and captions from {path}"
+        return {split: [(n, n, caps) for n, caps in items] for split, items in splits.items()}
+
+    # ---- images
+
+    def find_image_dir(self) -> Path:
+        """The JPEG folder, or a DataError saying where they were expected and how to get them."""
+        if self.image_dir is not None:
+            candidates = [Path(self.image_dir).expanduser()]
+        else:
+            candidates = [self.root / name for name in IMAGE_DIRS]
+        for candidate in candidates:
+            if candidate.is_dir():
+                return candidate
+        example = self.samples("train")[0][0]
+        raise DataError(
+            f"Flickr8k images not found: no folder {' or '.join(str(c) for c in candidates)}; "
+            f"expected the 8091 JPEGs there (e.g. {example}). {IMAGES_HINT}"
+        )
+
+    def _image_loader(self) -> JpegLoader:
+        return JpegLoader(self.find_image_dir(), self.image_hw)
+
+    def _check_images(self, samples: dict[str, list]) -> dict[str, list]:
+        image_dir = self.find_image_dir()
+        names = [name for items in samples.values() for name, _, _ in items]
+        if self.check_images:
+            workers = min(8, os.cpu_count() or 1)
+            with ThreadPoolExecutor(workers) as pool:  # PIL decodes without the GIL
+                problems = list(pool.map(check_image, (image_dir / n for n in names), chunksize=64))
+        else:
+            problems = [None if (image_dir / n).is_file() else "missing" for n in names]
+        bad = {name: why for name, why in zip(names, problems) if why is not None}
+        if not bad:
+            return samples
+        missing = [n for n, why in bad.items() if why == "missing"]
+        unreadable = [n for n, why in bad.items() if why != "missing"]
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing ({_first(missing)})")
+        if unreadable:
+            first = "; ".join(f"{n}: {bad[n]}" for n in unreadable[:3])
+            parts.append(f"{len(unreadable)} unreadable ({first}{'; ...' if len(unreadable) > 3 else ''})")
+        what = f"{len(bad)} of {len(names)} Flickr8k images in {image_dir}: {', '.join(parts)}"
+        if self.on_bad_image == "error":
+            hint = IMAGES_HINT if len(missing) == len(names) else (
+                "restore them, or set on_bad_image='skip' to train without them")
+            raise DataError(f"{what}. {hint}")
+        self.bad_images = bad
+        rank_zero_warn(f"skipping {what}")
+        kept = {split: [s for s in items if s[0] not in bad] for split, items in samples.items()}
+        empty = [split for split, items in kept.items() if not items]
+        if empty:
+            raise DataError(f"{what}: no image left in the {', '.join(empty)} split(s)")
+        return kept
+
+    def _describe(self) -> str:
+        sizes = " / ".join(
+            f"{self._datasets[s].num_images} {s}" for s in self.splits
+        )
+        height, width = self.image_hw
+        text = (f"Data: Flickr8k from {self.find_image_dir()} ({sizes} images, "
+                f"{len(self._datasets['train'])} training captions), {height}x{width} images; "
+                f"{self._text_source}")
+        if self.bad_images:
+            text += f"; {len(self.bad_images)} missing or unreadable images skipped"
+        return text

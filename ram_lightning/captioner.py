@@ -1,0 +1,170 @@
+"""AttentionCaptioner: Show-Attend-Tell hard-attention captioning trained by any estimator.
+
+    ram fit --config configs/captions_synthetic_reinforce.yaml
+
+A CNN turns the image into a grid of L feature vectors; an LSTM decoder attends to one grid
+location per word. In training, K attention sequences per caption are drawn (from p, or from
+the inference network q that reads the whole caption, as the estimator asks) and go to the
+estimator as ``SampleTerms``: log p(y | a, I) summed over words, log p(a | I) and log q(a | y, I)
+over steps, padding masked. So ``reinforce``, ``wake_sleep`` and ``wake_sleep_cv`` plug in
+unchanged. Validation and test decode by beam search (greedy with ``beam_size: 1``), choosing
+the most probable location at each word, and report corpus BLEU-1..4 (0-100, as
+coco-caption). The vocabulary is a constructor argument, so every checkpoint carries the
+vocabulary its decoder was trained with.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
+from ram_lightning.bleu import CorpusBLEU
+from ram_lightning.core.caption_decoder import HardAttentionDecoder
+from ram_lightning.core.caption_inference import CaptionInferenceNetwork
+from ram_lightning.core.image_encoder import ConvGridEncoder
+from ram_lightning.errors import UserError
+from ram_lightning.estimator_module import EstimatorModule, default_optimizer
+
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+
+
+class AttentionCaptioner(EstimatorModule):
+    """Hard-attention image captioner (Show-Attend-Tell hard attention; WS-RAM's second task).
+
+    Args:
+        vocabulary: the id -> token list, with ``<pad>``, ``<bos>``, ``<eos>``, ``<unk>``
+            (linked from the DataModule by the ``ram`` CLI).
+        image_shape: (C, H, W) of the images (linked from the DataModule).
+        encoder_channels: the CNN's blocks (each halves the grid side; the last is D).
+        embedding_size, hidden_size, attention_size, dropout: decoder sizes.
+        estimator: a registered estimator name or an ``Estimator`` instance.
+        optimizer, lr_scheduler: factories (default Adam, lr 1e-3).
+        beam_size: beam width for validation / test / predict decoding (1: greedy).
+        max_length: most words decoded.
+        inference_embedding, inference_hidden: sizes of q's caption encoder (built only for
+            estimators that sample from the proposal).
+        inference_lr: q's own learning rate (None: the optimizer's).
+    """
+
+    def __init__(
+        self,
+        vocabulary: Sequence[str] = SPECIAL_TOKENS,
+        image_shape: Sequence[int] = (3, 64, 64),
+        encoder_channels: Sequence[int] = (32, 64, 128),
+        embedding_size: int = 128,
+        hidden_size: int = 256,
+        attention_size: int = 128,
+        dropout: float = 0.0,
+        estimator: Union[str, Estimator] = "reinforce",
+        optimizer: OptimizerCallable = default_optimizer,
+        lr_scheduler: Optional[LRSchedulerCallable] = None,
+        beam_size: int = 3,
+        max_length: int = 20,
+        inference_embedding: int = 128,
+        inference_hidden: int = 128,
+        inference_lr: Optional[float] = None,
+    ) -> None:
+        super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/bleu4")
+        self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
+        self.vocabulary = list(vocabulary)
+        missing = [token for token in SPECIAL_TOKENS if token not in self.vocabulary]
+        if missing:
+            raise UserError(f"AttentionCaptioner: vocabulary lacks the special tokens {missing} (expected all of {list(SPECIAL_TOKENS)})")
+        self.pad_id, self.bos_id, self.eos_id = (self.vocabulary.index(t) for t in SPECIAL_TOKENS[:3])
+        if beam_size < 1 or max_length < 1:
+            raise UserError(f"AttentionCaptioner: beam_size and max_length must be >= 1, got {beam_size}, {max_length}")
+        self.image_shape = tuple(image_shape)
+        self.beam_size, self.max_length = beam_size, max_length
+        self.encoder = ConvGridEncoder(self.image_shape[0], encoder_channels)
+        features = self.encoder.feature_size
+        self.decoder = HardAttentionDecoder(len(self.vocabulary), features, embedding_size, hidden_size, attention_size, dropout)
+        self.estimator = get_estimator(estimator)
+        if self.estimator.sleep_samples > 0:
+            raise UserError("AttentionCaptioner: sleep updates of q (sleep_fraction > 0) are not supported for captions; set sleep_fraction: 0")
+        self.baseline = nn.Linear(features, 1) if self.estimator.needs_baseline else None
+        self.inference: Optional[CaptionInferenceNetwork] = None
+        if self.estimator.sample_from == "proposal":
+            self.inference = CaptionInferenceNetwork(len(self.vocabulary), features, hidden_size, inference_embedding,
+                                                     inference_hidden, attention_size)
+        self.bleu = nn.ModuleDict({split: CorpusBLEU() for split in ("val", "test")})
+
+    # ----------------------------------------------------------------- maths
+    def check_batch(self, batch: Dict[str, Any]) -> None:
+        """Raise a UserError for images of the wrong shape or captions with unknown ids."""
+        images, captions = batch["images"], batch["captions"]
+        if images.dim() != 4 or tuple(images.shape[1:]) != self.image_shape:
+            raise UserError(f"expected images of shape [B, {', '.join(map(str, self.image_shape))}] (model.image_shape), got {tuple(images.shape)}")
+        if captions.dim() != 2 or captions.shape[0] != images.shape[0] or captions.dtype != torch.long:
+            raise UserError(f"expected captions as long ids [B={images.shape[0]}, T], got {captions.dtype} {tuple(captions.shape)}")
+        if captions.numel() and (captions.min() < 0 or captions.max() >= len(self.vocabulary)):
+            raise UserError(f"caption id {int(captions.max())} out of range for a vocabulary of {len(self.vocabulary)} tokens")
+
+    def sample_terms(self, batch: Dict[str, Any], num_samples: int, train: bool = False) -> SampleTerms:
+        """K attention sequences per caption -> SampleTerms [B, K] (from q when training a proposal estimator)."""
+        features = self.encoder(batch["images"])  # [B, L, D]
+        proposal = None
+        if train and self.estimator.sample_from == "proposal":
+            proposal = self.inference.proposal(features, batch["captions"], batch["lengths"], num_samples)
+        rollout = self.decoder.teacher_forced(features, batch["captions"], self.pad_id, num_samples, proposal)
+        baseline = None
+        if self.baseline is not None:
+            baseline = self.baseline(rollout.summary.detach()).expand(-1, num_samples)
+        return SampleTerms(rollout.log_likelihood, rollout.log_prior, rollout.log_proposal, baseline, entropy=rollout.entropy)
+
+    def estimator_output(self, batch: Dict[str, Any]) -> EstimatorOutput:
+        return self.estimator(self.sample_terms(batch, self.estimator.num_samples, train=True))
+
+    def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
+        """The attention policy p and, if any, q (for the gradient-variance probe)."""
+        groups = {"policy": list(self.decoder.attention.parameters())}
+        if self.inference is not None:
+            groups["inference"] = list(self.inference.parameters())
+        return groups
+
+    def decode(self, images: Tensor, beam_size: Optional[int] = None) -> Dict[str, list]:
+        """Captions for images [B, C, H, W]: ``tokens`` (lists of words) and ``locations`` ((row, col) per word)."""
+        features = self.encoder(images)
+        ids, locations = self.decoder.beam_search(features, self.bos_id, self.eos_id, self.max_length, beam_size or self.beam_size)
+        _, grid_width = self.encoder.grid_shape(*self.image_shape[1:])
+        return {
+            "tokens": [[self.vocabulary[i] for i in sentence] for sentence in ids],
+            "locations": [[divmod(index, grid_width) for index in sentence] for sentence in locations],
+        }
+
+    # ----------------------------------------------------------------- steps
+    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> Tensor:
+        self.check_batch(batch)
+        return self.log_estimator_output(self.estimator_output(batch), batch["images"].shape[0])
+
+    def evaluation_step(self, batch: Dict[str, Any], split: str) -> None:
+        self.check_batch(batch)
+        size = batch["images"].shape[0]
+        terms = self.sample_terms(batch, 1)
+        words = (batch["captions"][:, 1:] != self.pad_id).sum().clamp_min(1)
+        self.log(f"{split}/nll_per_word", -terms.log_likelihood.sum() / words, batch_size=size)
+        self.bleu[split].update(self.decode(batch["images"])["tokens"], batch["references"])
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self.evaluation_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self.evaluation_step(batch, "test")
+
+    def _log_bleu(self, split: str) -> None:
+        scores = self.bleu[split].compute()
+        self.log_dict({f"{split}/{name}": value for name, value in scores.items()}, prog_bar=(split == "val"))
+        self.bleu[split].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_bleu("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_bleu("test")
+
+    def predict_step(self, batch, batch_idx: int) -> Dict[str, list]:
+        images = batch["images"] if isinstance(batch, dict) else batch
+        decoded = self.decode(images)
+        return {"captions": [" ".join(tokens) for tokens in decoded["tokens"]], **decoded}

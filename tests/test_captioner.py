@@ -1,0 +1,85 @@
+"""AttentionCaptioner: every estimator plugs in, q stays out of evaluation, decoding, bad input."""
+import pytest
+import torch
+
+from estimators import available_estimators, get_estimator
+from ram_lightning.captioner import SPECIAL_TOKENS, AttentionCaptioner
+from ram_lightning.errors import UserError
+
+VOCABULARY = list(SPECIAL_TOKENS) + ["a", "red", "blue", "circle", "square"]
+SIZES = dict(vocabulary=VOCABULARY, image_shape=(3, 16, 16), encoder_channels=(4, 8), embedding_size=6,
+             hidden_size=8, attention_size=5, inference_embedding=4, inference_hidden=4, max_length=5)
+
+
+def batch():
+    torch.manual_seed(0)
+    captions = torch.tensor([[1, 4, 5, 7, 2], [1, 4, 6, 2, 0], [1, 8, 2, 0, 0]])
+    return {
+        "images": torch.rand(3, 3, 16, 16),
+        "captions": captions,
+        "lengths": (captions != 0).sum(1),
+        "references": [[["a", "red", "circle"]], [["a", "blue"]], [["square"], ["a", "square"]]],
+        "image_ids": ["x", "y", "z"],
+    }
+
+
+@pytest.mark.parametrize("name", sorted(available_estimators()))
+def test_every_estimator_trains_the_captioner_with_a_finite_loss(name):
+    torch.manual_seed(0)
+    model = AttentionCaptioner(**SIZES, estimator=get_estimator(name, num_samples=2))
+    terms = model.sample_terms(batch(), 2, train=True)
+    assert terms.log_likelihood.shape == terms.log_prior.shape == (3, 2)
+    assert (terms.log_proposal is not None) == (model.estimator.sample_from == "proposal")
+    loss = model.estimator(terms).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert model.decoder.attention.score.weight.grad.abs().sum() > 0  # the policy learns
+
+
+def test_policy_gets_no_gradient_from_the_word_likelihood():
+    model = AttentionCaptioner(**SIZES)
+    terms = model.sample_terms(batch(), 2)
+    terms.log_likelihood.sum().backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.decoder.attention.parameters())
+    assert model.decoder.output.weight.grad.abs().sum() > 0
+
+
+def test_evaluation_and_decoding_never_touch_q():
+    model = AttentionCaptioner(**SIZES, estimator="wake_sleep").eval()
+
+    def evaluate():
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return model.decode(batch()["images"]), model.sample_terms(batch(), 2).log_likelihood
+
+    before = evaluate()
+    with torch.no_grad():
+        for p in model.inference.parameters():
+            p.copy_(torch.randn_like(p) * 10)
+    after = evaluate()
+    assert before[0] == after[0]
+    torch.testing.assert_close(before[1], after[1], rtol=0, atol=0)
+
+
+def test_decode_returns_words_and_one_grid_cell_per_word():
+    model = AttentionCaptioner(**SIZES).eval()
+    decoded = model.decode(batch()["images"], beam_size=2)
+    assert len(decoded["tokens"]) == len(decoded["locations"]) == 3
+    for words, cells in zip(decoded["tokens"], decoded["locations"]):
+        assert len(words) == len(cells) <= 5
+        assert all(word in VOCABULARY and word not in ("<bos>", "<eos>", "<pad>") for word in words)
+        assert all(0 <= row < 4 and 0 <= col < 4 for row, col in cells)  # 16x16 image, two blocks: 4x4 grid
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(UserError, match="special tokens"):
+        AttentionCaptioner(**{**SIZES, "vocabulary": ["a", "b"]})
+    model = AttentionCaptioner(**SIZES)
+    bad = batch()
+    bad["captions"][0, 1] = 99
+    with pytest.raises(UserError, match="caption id 99 out of range for a vocabulary of 9"):
+        model.check_batch(bad)
+    with pytest.raises(UserError, match=r"expected images of shape \[B, 3, 16, 16\]"):
+        model.check_batch({**batch(), "images": torch.rand(3, 1, 16, 16)})
+    with pytest.raises(UserError, match="sleep updates"):
+        AttentionCaptioner(**SIZES, estimator=get_estimator("wake_sleep", sleep_fraction=0.5))
