@@ -205,13 +205,20 @@ class GlimpsePictures(pl.Callback):
             return
         if not (hasattr(pl_module, "core") and hasattr(pl_module.core, "rollout") and hasattr(pl_module, "head")):
             return self._skip(f"{type(pl_module).__name__} has no attention `core` and `head`")
-        folder = os.path.join(trainer.log_dir or trainer.default_root_dir, "glimpses")  # log_dir: on every rank
         if not trainer.is_global_zero or not self._images:
             return
         picture = render_glimpse_grid(pl_module, torch.cat(self._images), torch.cat(self._targets), self.zoom, self.columns)
-        os.makedirs(folder, exist_ok=True)
-        self.last_path = os.path.join(folder, f"epoch_{trainer.current_epoch:03d}.png")
-        picture.save(self.last_path)
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image(key="val/glimpses", images=[picture], step=trainer.global_step, caption=[f"epoch {trainer.current_epoch}"])
+        self.last_path = save_and_log_picture(trainer, picture, "glimpses", "val/glimpses")
+
+
+def save_and_log_picture(trainer: pl.Trainer, picture: Image.Image, folder: str, key: str) -> str:
+    """Save ``picture`` as ``<log dir>/<folder>/epoch_{epoch:03d}.png`` and log it as ``key`` to
+    every attached WandbLogger; returns the path. Call on global rank zero only."""
+    directory = os.path.join(trainer.log_dir or trainer.default_root_dir, folder)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"epoch_{trainer.current_epoch:03d}.png")
+    picture.save(path)
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[picture], step=trainer.global_step, caption=[f"epoch {trainer.current_epoch}"])
+    return path

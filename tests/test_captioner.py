@@ -83,3 +83,25 @@ def test_bad_input_is_a_clear_error():
         model.check_batch({**batch(), "images": torch.rand(3, 1, 16, 16)})
     with pytest.raises(UserError, match="sleep updates"):
         AttentionCaptioner(**SIZES, estimator=get_estimator("wake_sleep", sleep_fraction=0.5))
+
+
+def test_a_tiny_fit_on_synthetic_captions_logs_bleu_and_draws_where_it_looked(tmp_path):
+    import pytorch_lightning as pl
+    from PIL import Image
+
+    from datamodules import SyntheticCaptions
+    from ram_lightning.caption_pictures import CaptionAttentionPictures
+
+    torch.manual_seed(0)
+    data = SyntheticCaptions(train_size=16, val_size=8, test_size=8, image_size=16, batch_size=8,
+                             vocab_path=str(tmp_path / "vocab.json"))
+    model = AttentionCaptioner(**{**SIZES, "vocabulary": data.vocabulary}, estimator="wake_sleep_cv")
+    pictures = CaptionAttentionPictures(num_images=3)
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                         callbacks=[pictures], num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=data)
+    for n in range(1, 5):
+        assert 0.0 <= float(trainer.callback_metrics[f"val/bleu{n}"]) <= 100.0
+    with Image.open(pictures.last_path) as picture:
+        assert picture.height > 3 * 16  # three rows, one per image

@@ -112,3 +112,16 @@ def test_a_module_without_an_attention_core_is_skipped_with_one_warning(tmp_path
     messages = [str(w.message) for w in recwarn if "GlimpsePictures" in str(w.message)]
     assert len(messages) == 1 and "PlainClassifier has no attention `core` and `head`" in messages[0]
     assert not (Path(trainer.log_dir) / "glimpses").exists()
+
+
+def test_caption_attention_panel_outlines_the_attended_cell():
+    from ram_lightning.caption_pictures import HIGHLIGHT, draw_caption_attention
+
+    image = torch.zeros(3, 8, 8)  # a 2x2 grid of 4x4 cells, drawn at zoom 1
+    row = draw_caption_attention(image, ["red", "circle"], [(0, 0), (1, 1)], (2, 2), zoom=1)
+    assert row.size == (3 * 10, 8 + 14)
+    first, second = 10, 20  # panels start after the plain image (8 px + 2 px gap)
+    assert row.getpixel((first + 0, 0)) == HIGHLIGHT and row.getpixel((first + 3, 3)) == HIGHLIGHT
+    assert row.getpixel((first + 6, 6)) != HIGHLIGHT  # the other cells are not outlined
+    assert row.getpixel((second + 4, 4)) == HIGHLIGHT and row.getpixel((second + 7, 7)) == HIGHLIGHT
+    assert row.getpixel((second + 1, 1)) != HIGHLIGHT
