@@ -14,9 +14,8 @@ from torch.utils.data.distributed import DistributedSampler
 from datamodules import TranslatedMNIST
 from ram_lightning.cli import build_cli, main
 from ram_lightning.distributed import RankSeeds, rank_seed, seed_rank_stream
-from tests.tiny_run import RAM, ROOT, last_values, metric_keys, one_thread, subprocess_env, tiny_config, write_config  # noqa: F401 (fixture)
+from tests.tiny_run import RAM, ROOT, last_values, metric_keys, subprocess_env, tiny_config, write_config
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 DDP = ["--config", "configs/trainer/ddp.yaml", "--trainer.accelerator", "cpu", "--trainer.devices", "2"]
 
 

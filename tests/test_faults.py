@@ -9,11 +9,10 @@ from estimators import Estimator, EstimatorOutput, register, reinforce_surrogate
 from ram_lightning import AttentionClassifier
 from ram_lightning.cli import main
 from ram_lightning.errors import NonFiniteError
-from tests.tiny_run import ROOT, load_checkpoint, one_thread, tiny_config, write_config  # noqa: F401 (fixture)
+from tests.tiny_run import ROOT, load_checkpoint, tiny_config, write_config
 
 STEPS_PER_EPOCH = 3  # the tiny config's limit_train_batches
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @register("test_goes_bad")

@@ -11,9 +11,8 @@ import pytorch_lightning as pl
 import torch
 
 from ram_lightning.cli import main
-from tests.tiny_run import RAM, ROOT, load_checkpoint, one_thread, subprocess_env, tiny_config, write_config  # noqa: F401 (fixture)
+from tests.tiny_run import RAM, ROOT, load_checkpoint, subprocess_env, tiny_config, write_config
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 STEPS_PER_EPOCH = 4
 EPOCHS = 4

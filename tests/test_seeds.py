@@ -3,11 +3,10 @@ another seed gives other ones."""
 import pytest
 
 from ram_lightning.cli import main
-from tests.tiny_run import ROOT, metric_rows, one_thread, tiny_config, write_config  # noqa: F401 (fixture)
+from tests.tiny_run import ROOT, metric_rows, tiny_config, write_config
 
 STEPS = 20
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def first_losses(root, seed: int) -> list:

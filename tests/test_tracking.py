@@ -166,7 +166,9 @@ def test_configure_wandb_reads_the_logger_config(clean_env, monkeypatch, capsys)
 def test_every_shipped_config_logs_to_wandb_checkpoints_periodically_and_draws_glimpses(config, clean_env, monkeypatch, capsys):
     import yaml
 
-    trainer = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / config).read_text())["trainer"]
+    full = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / config).read_text())
+    trainer = full["trainer"]
+    captions = full["model"]["class_path"].endswith("AttentionCaptioner")
     loggers = {entry["class_path"].rsplit(".", 1)[-1]: entry["init_args"] for entry in trainer["logger"]}
     wandb_args, csv_args = loggers["WandbLogger"], loggers["CSVLogger"]
     assert list(loggers)[0] == "CSVLogger"  # first: checkpoints and pictures go to its version_N folder
@@ -174,10 +176,10 @@ def test_every_shipped_config_logs_to_wandb_checkpoints_periodically_and_draws_g
     assert wandb_args["save_dir"] == trainer["default_root_dir"] == f"runs/{csv_args['name']}"
     callbacks = [(entry["class_path"].rsplit(".", 1)[-1], entry.get("init_args", {})) for entry in trainer["callbacks"]]
     best, every_epoch, every_500_steps = [args for name, args in callbacks if name == "ModelCheckpoint"]
-    assert best["monitor"] == "val/error"  # first: `ram fit` tests its best
+    assert (best["monitor"], best["mode"]) == (("val/bleu4", "max") if captions else ("val/error", "min"))  # first: `ram fit` tests its best
     assert every_epoch == {"filename": "last", "enable_version_counter": False}  # overwrites last.ckpt
     assert every_500_steps == {"filename": "last", "every_n_train_steps": 500, "enable_version_counter": False}
-    assert {"WandbRunInfo", "GlimpsePictures"} <= {name for name, _ in callbacks}
+    assert {"WandbRunInfo", "CaptionAttentionPictures" if captions else "GlimpsePictures"} <= {name for name, _ in callbacks}
     calls = no_network_check(monkeypatch)
     assert configure_wandb(trainer["logger"]) == "offline" and calls == []
     assert f"logging offline to runs/{csv_args['name']}/wandb" in capsys.readouterr().err

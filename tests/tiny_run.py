@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
-import pytest
 import torch
 import yaml
 
@@ -59,12 +58,3 @@ def subprocess_env() -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
-
-
-@pytest.fixture
-def one_thread():
-    """Run torch on one thread (these models are tiny; extra threads only fight for busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -10,7 +10,6 @@ on copy r is the gradient of draw r alone (times 1/R, from the batch mean).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
@@ -236,15 +235,3 @@ def assert_consistent_in_k(small: Dict[str, Tensor], large: Dict[str, Tensor], e
     assert small["error"] > 5 * small["stderr"], f"small-K bias not resolved above the noise: {small}"
     assert large["error"] < 0.2 * small["error"], f"large-K error {large} not < 1/5 of the small-K error {small}"
     assert large["error"] - 2 * large["stderr"] < 0.02 * large["norm"], f"large-K bias too big: {large}"
-
-
-@contextlib.contextmanager
-def one_intra_op_thread():
-    """Run torch on one intra-op thread, restoring the setting after. The toy tensors are tiny, so
-    threads only add synchronisation; on a busy machine they make each op ~40x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
