@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.loading import make_loader
 from datamodules.mnist import (
     download_mnist,
     find_mnist,
@@ -470,14 +471,7 @@ class AttentionMNIST(pl.LightningDataModule):
         return self._datasets[split]
 
     def _loader(self, split: str) -> DataLoader:
-        return DataLoader(
-            self.dataset(split),
-            batch_size=self.batch_size,
-            shuffle=split == "train",
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+        return make_loader(self.dataset(split), split, self.batch_size, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -36,6 +36,7 @@ from nltk.tokenize import RegexpTokenizer
 from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.loading import make_loader
 from ram_lightning.errors import DataError, UserError
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -441,15 +442,7 @@ class CaptionDataModule(pl.LightningDataModule):
         return self._datasets[split]
 
     def _loader(self, split: str) -> DataLoader:
-        return DataLoader(
-            self.dataset(split),
-            batch_size=self.batch_size,
-            shuffle=split == "train",
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            collate_fn=collate_captions,
-        )
+        return make_loader(self.dataset(split), split, self.batch_size, self.num_workers, collate_captions)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
