@@ -24,7 +24,7 @@ from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
 from ram_lightning.bleu import CorpusBLEU
 from ram_lightning.core.caption_decoder import HardAttentionDecoder
 from ram_lightning.core.caption_inference import CaptionInferenceNetwork
-from ram_lightning.core.image_encoder import ConvGridEncoder
+from ram_lightning.core.image_encoder import build_grid_encoder
 from ram_lightning.errors import UserError
 from ram_lightning.estimator_module import EstimatorModule, default_optimizer
 
@@ -38,6 +38,9 @@ class AttentionCaptioner(EstimatorModule):
         vocabulary: the id -> token list, with ``<pad>``, ``<bos>``, ``<eos>``, ``<unk>``
             (linked from the DataModule by the ``ram`` CLI).
         image_shape: (C, H, W) of the images (linked from the DataModule).
+        encoder: ``"cnn"`` (a small CNN trained with the model) or ``"efficientnet_lite0"``
+            (frozen ImageNet EfficientNet-Lite0; its features may come precomputed in the batch
+            as ``features`` [B, L, D], see the DataModules' ``cache_features``).
         encoder_channels: the CNN's blocks (each halves the grid side; the last is D).
         embedding_size, hidden_size, attention_size, dropout: decoder sizes.
         estimator: a registered estimator name or an ``Estimator`` instance.
@@ -53,6 +56,7 @@ class AttentionCaptioner(EstimatorModule):
         self,
         vocabulary: Sequence[str] = SPECIAL_TOKENS,
         image_shape: Sequence[int] = (3, 64, 64),
+        encoder: str = "cnn",
         encoder_channels: Sequence[int] = (32, 64, 128),
         embedding_size: int = 128,
         hidden_size: int = 256,
@@ -78,7 +82,7 @@ class AttentionCaptioner(EstimatorModule):
             raise UserError(f"AttentionCaptioner: beam_size and max_length must be >= 1, got {beam_size}, {max_length}")
         self.image_shape = tuple(image_shape)
         self.beam_size, self.max_length = beam_size, max_length
-        self.encoder = ConvGridEncoder(self.image_shape[0], encoder_channels)
+        self.encoder = build_grid_encoder(encoder, self.image_shape[0], encoder_channels)
         features = self.encoder.feature_size
         self.decoder = HardAttentionDecoder(len(self.vocabulary), features, embedding_size, hidden_size, attention_size, dropout)
         self.estimator = get_estimator(estimator)
@@ -93,18 +97,26 @@ class AttentionCaptioner(EstimatorModule):
 
     # ----------------------------------------------------------------- maths
     def check_batch(self, batch: Dict[str, Any]) -> None:
-        """Raise a UserError for images of the wrong shape or captions with unknown ids."""
-        images, captions = batch["images"], batch["captions"]
-        if images.dim() != 4 or tuple(images.shape[1:]) != self.image_shape:
-            raise UserError(f"expected images of shape [B, {', '.join(map(str, self.image_shape))}] (model.image_shape), got {tuple(images.shape)}")
-        if captions.dim() != 2 or captions.shape[0] != images.shape[0] or captions.dtype != torch.long:
-            raise UserError(f"expected captions as long ids [B={images.shape[0]}, T], got {captions.dtype} {tuple(captions.shape)}")
+        """Raise a UserError for images (or features) of the wrong shape or captions with unknown ids."""
+        captions = batch["captions"]
+        if "features" in batch:
+            features = batch["features"]
+            if features.dim() != 3 or features.shape[-1] != self.encoder.feature_size:
+                raise UserError(f"expected precomputed features [B, L, {self.encoder.feature_size}] (the encoder's size), got {tuple(features.shape)}")
+            size = features.shape[0]
+        else:
+            images = batch["images"]
+            if images.dim() != 4 or tuple(images.shape[1:]) != self.image_shape:
+                raise UserError(f"expected images of shape [B, {', '.join(map(str, self.image_shape))}] (model.image_shape), got {tuple(images.shape)}")
+            size = images.shape[0]
+        if captions.dim() != 2 or captions.shape[0] != size or captions.dtype != torch.long:
+            raise UserError(f"expected captions as long ids [B={size}, T], got {captions.dtype} {tuple(captions.shape)}")
         if captions.numel() and (captions.min() < 0 or captions.max() >= len(self.vocabulary)):
             raise UserError(f"caption id {int(captions.max())} out of range for a vocabulary of {len(self.vocabulary)} tokens")
 
     def sample_terms(self, batch: Dict[str, Any], num_samples: int, train: bool = False) -> SampleTerms:
         """K attention sequences per caption -> SampleTerms [B, K] (from q when training a proposal estimator)."""
-        features = self.encoder(batch["images"])  # [B, L, D]
+        features = self.grid_features(batch)  # [B, L, D]
         proposal = None
         if train and self.estimator.sample_from == "proposal":
             proposal = self.inference.proposal(features, batch["captions"], batch["lengths"], num_samples)
@@ -113,6 +125,10 @@ class AttentionCaptioner(EstimatorModule):
         if self.baseline is not None:
             baseline = self.baseline(rollout.summary.detach()).expand(-1, num_samples)
         return SampleTerms(rollout.log_likelihood, rollout.log_prior, rollout.log_proposal, baseline, entropy=rollout.entropy)
+
+    def grid_features(self, batch: Dict[str, Any]) -> Tensor:
+        """[B, L, D]: the batch's precomputed ``features``, else the encoder on its ``images``."""
+        return batch["features"] if "features" in batch else self.encoder(batch["images"])
 
     def estimator_output(self, batch: Dict[str, Any]) -> EstimatorOutput:
         return self.estimator(self.sample_terms(batch, self.estimator.num_samples, train=True))
@@ -124,9 +140,10 @@ class AttentionCaptioner(EstimatorModule):
             groups["inference"] = list(self.inference.parameters())
         return groups
 
-    def decode(self, images: Tensor, beam_size: Optional[int] = None) -> Dict[str, list]:
-        """Captions for images [B, C, H, W]: ``tokens`` (lists of words) and ``locations`` ((row, col) per word)."""
-        features = self.encoder(images)
+    def decode(self, images: Tensor, beam_size: Optional[int] = None, features: Optional[Tensor] = None) -> Dict[str, list]:
+        """Captions for images [B, C, H, W] (or their precomputed ``features`` [B, L, D]):
+        ``tokens`` (lists of words) and ``locations`` ((row, col) per word)."""
+        features = self.encoder(images) if features is None else features
         ids, locations = self.decoder.beam_search(features, self.bos_id, self.eos_id, self.max_length, beam_size or self.beam_size)
         _, grid_width = self.encoder.grid_shape(*self.image_shape[1:])
         return {
@@ -137,15 +154,15 @@ class AttentionCaptioner(EstimatorModule):
     # ----------------------------------------------------------------- steps
     def training_step(self, batch: Dict[str, Any], batch_idx: int) -> Tensor:
         self.check_batch(batch)
-        return self.log_estimator_output(self.estimator_output(batch), batch["images"].shape[0])
+        return self.log_estimator_output(self.estimator_output(batch), batch["captions"].shape[0])
 
     def evaluation_step(self, batch: Dict[str, Any], split: str) -> None:
         self.check_batch(batch)
-        size = batch["images"].shape[0]
+        size = batch["captions"].shape[0]
         terms = self.sample_terms(batch, 1)
         words = (batch["captions"][:, 1:] != self.pad_id).sum().clamp_min(1)
         self.log(f"{split}/nll_per_word", -terms.log_likelihood.sum() / words, batch_size=size)
-        self.bleu[split].update(self.decode(batch["images"])["tokens"], batch["references"])
+        self.bleu[split].update(self.decode(batch.get("images"), features=batch.get("features"))["tokens"], batch["references"])
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self.evaluation_step(batch, "val")
@@ -165,6 +182,8 @@ class AttentionCaptioner(EstimatorModule):
         self._log_bleu("test")
 
     def predict_step(self, batch, batch_idx: int) -> Dict[str, list]:
-        images = batch["images"] if isinstance(batch, dict) else batch
-        decoded = self.decode(images)
+        if isinstance(batch, dict):
+            decoded = self.decode(batch.get("images"), features=batch.get("features"))
+        else:
+            decoded = self.decode(batch)
         return {"captions": [" ".join(tokens) for tokens in decoded["tokens"]], **decoded}

@@ -105,3 +105,22 @@ def test_a_tiny_fit_on_synthetic_captions_logs_bleu_and_draws_where_it_looked(tm
         assert 0.0 <= float(trainer.callback_metrics[f"val/bleu{n}"]) <= 100.0
     with Image.open(pictures.last_path) as picture:
         assert picture.height > 3 * 16  # three rows, one per image
+
+
+def test_precomputed_features_stand_in_for_images():
+    model = AttentionCaptioner(**SIZES).eval()
+    images_batch = batch()
+    with torch.no_grad():
+        features = model.encoder(images_batch["images"])
+    features_batch = {k: v for k, v in images_batch.items() if k != "images"} | {"features": features}
+    model.check_batch(features_batch)
+    torch.manual_seed(4)
+    from_images = model.sample_terms(images_batch, 2).log_likelihood
+    torch.manual_seed(4)
+    from_features = model.sample_terms(features_batch, 2).log_likelihood
+    torch.testing.assert_close(from_images, from_features)
+    assert model.decode(images_batch["images"]) == model.decode(None, features=features)
+    with pytest.raises(UserError, match=r"expected precomputed features \[B, L, 8\]"):
+        model.check_batch({**features_batch, "features": torch.rand(3, 16, 5)})
+    with pytest.raises(UserError, match="unknown encoder 'vgg'"):
+        AttentionCaptioner(**SIZES, encoder="vgg")

@@ -40,3 +40,21 @@ class ConvGridEncoder(nn.Module):
         """images [B, C, H, W] -> [B, h*w, D], locations in row-major order."""
         grid = self.net(images)  # [B, D, h, w]
         return grid.flatten(2).transpose(1, 2)
+
+
+ENCODERS = ("cnn", "efficientnet_lite0")
+
+
+def build_grid_encoder(name: str, in_channels: int = 3, channels: Sequence[int] = (32, 64, 128)) -> nn.Module:
+    """A grid encoder by name: ``"cnn"`` (``ConvGridEncoder``, trained with the model) or
+    ``"efficientnet_lite0"`` (frozen ImageNet EfficientNet-Lite0 from the ``pretrained`` extra,
+    7x7 x 1280 for 224x224 images). Each has ``feature_size`` and ``grid_shape(h, w)``."""
+    if name == "cnn":
+        return ConvGridEncoder(in_channels, channels)
+    if name == "efficientnet_lite0":
+        if in_channels != 3:
+            raise UserError(f"encoder efficientnet_lite0 reads RGB images, got {in_channels} channels")
+        from .efficientnet_lite import EfficientNetLiteGrid
+
+        return EfficientNetLiteGrid(frozen=True)
+    raise UserError(f"unknown encoder {name!r}; expected one of {', '.join(ENCODERS)}")
