@@ -268,8 +268,9 @@ def collate_captions(batch: Sequence[dict[str, Any]], pad_id: int = Vocabulary.p
     captions = torch.full((len(batch), int(lengths.max())), pad_id, dtype=torch.long)
     for row, item in enumerate(batch):
         captions[row, : len(item["caption"])] = item["caption"]
+    key = "features" if batch[0]["image"].dim() == 2 else "images"  # cached grid features [L, D]
     return {
-        "images": torch.stack([item["image"] for item in batch]).float(),
+        key: torch.stack([item["image"] for item in batch]).float(),
         "captions": captions,
         "lengths": lengths,
         "references": [item["references"] for item in batch],
@@ -308,8 +309,11 @@ class CaptionDataModule(pl.LightningDataModule):
     splits = ("train", "val", "test")
 
     def __init__(self, image_size: int | Sequence[int], batch_size: int, num_workers: int,
-                 min_count: int, vocab_path: str | os.PathLike | None) -> None:
+                 min_count: int, vocab_path: str | os.PathLike | None,
+                 cache_features: str | None = None, feature_cache_dir: str | os.PathLike | None = None) -> None:
         super().__init__()
+        self.cache_features = cache_features
+        self.feature_cache_dir = Path(feature_cache_dir) if feature_cache_dir is not None else Path("cache") / "features"
         self.image_hw = image_hw(image_size)
         if batch_size < 1:
             raise UserError(f"batch_size must be >= 1, got {batch_size}")
@@ -412,6 +416,8 @@ class CaptionDataModule(pl.LightningDataModule):
         vocab, load = self.vocab, self._image_loader()
         self._save_vocab_beside_run()
         samples = self._check_images({split: self.samples(split) for split in self.splits})
+        if self.cache_features:
+            samples, load = self._cached_features(samples, load)
         self._datasets = {}
         for split, items in samples.items():
             tokens = dict(zip((s[0] for s in self.samples(split)), self.tokens(split)))
@@ -419,6 +425,21 @@ class CaptionDataModule(pl.LightningDataModule):
                                                    references=[tokens[s[0]] for s in items])
         self.data_description = f"{self._describe()}; {self.vocab_description}"
         rank_zero_info(self.data_description)
+
+    def _cached_features(self, samples: dict[str, list], load: Callable[[Any], torch.Tensor]):
+        """Features of the frozen encoder ``cache_features`` for every image, computed once into
+        ``feature_cache_dir`` (keyed by image id, encoder and image size); items then carry
+        ``features`` [L, D] instead of images. Returns (samples keyed by image id, loader)."""
+        from datamodules.feature_cache import FeatureCache
+        from ram_lightning.core.image_encoder import build_grid_encoder
+
+        cache = FeatureCache(self.feature_cache_dir, self.cache_features, self.image_hw)
+        source_of = {image_id: source for items in samples.values() for image_id, source, _ in items}
+        computed = cache.fill(list(source_of), lambda image_id: load(source_of[image_id]), build_grid_encoder(self.cache_features),
+                              batch_size=self.batch_size)
+        rank_zero_info(f"Features: {self.cache_features} for {len(source_of)} images in {cache.folder} ({computed} computed now)")
+        keyed = {split: [(image_id, image_id, captions) for image_id, _, captions in items] for split, items in samples.items()}
+        return keyed, cache.get
 
     def _save_vocab_beside_run(self) -> None:
         """With no ``vocab_path``, attached to a Trainer that has a logger: save ``vocab.json``

@@ -380,8 +380,11 @@ class Flickr8k(CaptionDataModule):
         max_malformed: int = 10,
         batch_size: int = 32,
         num_workers: int = 0,
+        cache_features: str | None = None,
+        feature_cache_dir: str | None = None,
     ) -> None:
-        super().__init__(image_size, batch_size, num_workers, min_count, vocab_path)
+        super().__init__(image_size, batch_size, num_workers, min_count, vocab_path,
+                         cache_features, feature_cache_dir)
         if split_source not in SPLIT_SOURCES:
             raise UserError(f"split_source must be one of {', '.join(SPLIT_SOURCES)}; got {split_source!r}")
         if on_bad_image not in BAD_IMAGE_POLICIES:

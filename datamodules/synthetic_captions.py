@@ -161,8 +161,11 @@ class SyntheticCaptions(CaptionDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         seed: int = 0,
+        cache_features: str | None = None,
+        feature_cache_dir: str | None = None,
     ) -> None:
-        super().__init__(image_size, batch_size, num_workers, min_count, vocab_path)
+        super().__init__(image_size, batch_size, num_workers, min_count, vocab_path,
+                         cache_features, feature_cache_dir)
         for name, size in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
             if not isinstance(size, int) or size < 1:
                 raise UserError(f"{name} must be an integer >= 1, got {size!r}")

