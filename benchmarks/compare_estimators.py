@@ -222,9 +222,10 @@ def main() -> None:
             print(f"{name:15s} {seconds:.3f} s / update (median of {args.time_only}, B={budget['batch_size']}, K={NUM_SAMPLES})")
         return
     out = args.out or Path("benchmarks/results") / f"compare_{args.budget}"
-    command = "python -m benchmarks.compare_estimators " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in (("budget", args.budget), ("updates", args.updates), ("val_every", args.val_every), ("test_size", args.test_size)) if v
-    )
+    options = (("budget", args.budget), ("updates", args.updates), ("val_every", args.val_every), ("test_size", args.test_size),
+               ("estimators", " ".join(args.estimators) if list(args.estimators) != list(ESTIMATORS) else None),
+               ("out", args.out))
+    command = "python -m benchmarks.compare_estimators " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options if v)
     started = time.perf_counter()
     results = [run_one(name, budget, args.data_dir, args.seed, args.accelerator) for name in args.estimators]
     print(write_results(results, out, command))
