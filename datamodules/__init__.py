@@ -1,6 +1,12 @@
-"""Data modules: MNIST (IDX reading, md5-checked download, rendered fallback) and the
-translated / translated-and-scaled / cluttered MNIST tasks for attention models; captioning:
-Flickr8k and synthetic shapes-on-a-grid captions (shared vocabulary, dataset, collate)."""
+"""Data modules and their parts, one purpose a file.
+
+MNIST: ``idx`` (the IDX format), ``mnist_files`` (names, md5s, where they are looked for),
+``mnist_download`` (md5-checked download), ``mnist`` (loading), ``rendered_digits`` (the offline
+fallback), ``canvas`` (the translated / scaled / cluttered canvases) and ``attention_mnist`` (the
+DataModules). Captions: ``vocabulary`` (tokens and vocabulary), ``caption_dataset`` (dataset and
+collate), ``feature_cache`` (frozen-encoder features on disk), ``captions`` (the DataModule base),
+``flickr8k_text`` and ``image_folder`` (the Flickr8k files) with ``flickr8k``, and
+``synthetic_captions``."""
 from datamodules.attention_mnist import (
     AttentionMNIST,
     CanvasDataset,
@@ -8,9 +14,14 @@ from datamodules.attention_mnist import (
     TranslatedMNIST,
     TranslatedScaledMNIST,
 )
-from datamodules.captions import CaptionDataset, Vocabulary, collate_captions, tokenize
-from datamodules.flickr8k import Flickr8k, read_token_file
-from datamodules.mnist import load_mnist, read_idx, render_digits
+from datamodules.caption_dataset import CaptionDataset, collate_captions
+from datamodules.captions import CaptionDataModule
+from datamodules.flickr8k import Flickr8k
+from datamodules.flickr8k_text import read_token_file
+from datamodules.idx import read_idx
+from datamodules.mnist import load_mnist
+from datamodules.rendered_digits import render_digits
+from datamodules.vocabulary import Vocabulary, tokenize
 from datamodules.synthetic_captions import SyntheticCaptions
 
 __all__ = [
@@ -26,6 +37,7 @@ __all__ = [
     "Vocabulary",
     "CaptionDataset",
     "collate_captions",
+    "CaptionDataModule",
     "read_token_file",
     "Flickr8k",
     "SyntheticCaptions",

@@ -20,256 +20,24 @@ Examples, with the ``ram`` command (LightningCLI) and from Python::
 """
 from __future__ import annotations
 
-import functools
+import logging
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from datamodules.canvas import CanvasDataset, check_geometry, parse_canvas_size
 from datamodules.loading import make_loader
-from datamodules.mnist import (
-    download_mnist,
-    find_mnist,
-    load_mnist,
-    render_digits,
-    resolve_data_dir,
-)
+from datamodules.mnist import load_mnist
+from datamodules.mnist_download import download_mnist
+from datamodules.mnist_files import find_mnist, resolve_data_dir
+from datamodules.rendered_digits import MNIST_TEST_COUNT, MNIST_TRAIN_COUNT, rendered_pool
 from ram_lightning.errors import DataError, UserError
+from ram_lightning.seeds import mix_seed
 
-MNIST_TRAIN_COUNT = 60000
-MNIST_TEST_COUNT = 10000
-DIGIT_SIZE = 28
 SOURCES = ("auto", "mnist", "rendered")
-_MASK64 = (1 << 64) - 1
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-def mix_seed(seed: int, index: int) -> int:
-    """A well-spread 63-bit seed for item ``index`` of a set fixed by ``seed``."""
-    return _splitmix64(_splitmix64(seed & _MASK64) ^ (index & _MASK64)) >> 1
-
-
-def scaled_size(size: int, scale: float) -> int:
-    """Side in pixels of a ``size`` side resized by ``scale`` (at least 1)."""
-    return max(1, round(size * scale))
-
-
-def resize_digit(digit: torch.Tensor, scale: float) -> torch.Tensor:
-    """Resize a digit [h, w] (float) by ``scale``, bilinear with antialiasing.
-
-    Returns:
-        float [scaled_size(h, scale), scaled_size(w, scale)], within the input's value range
-        (the antialiased bilinear filter has non-negative weights that sum to one).
-    """
-    size = (scaled_size(digit.shape[0], scale), scaled_size(digit.shape[1], scale))
-    if size == tuple(digit.shape):
-        return digit
-    resized = F.interpolate(digit[None, None], size=size, mode="bilinear", antialias=True,
-                            align_corners=False)
-    return resized[0, 0]
-
-
-class _Draws:
-    """A fixed number of uniform draws made in one call (per-call overhead dominates here),
-    handed out as floats or integers."""
-
-    def __init__(self, count: int, gen: torch.Generator | None) -> None:
-        self._values = iter(torch.rand(count, generator=gen, dtype=torch.float64).tolist())
-
-    def uniform(self, low: float, high: float) -> float:
-        return low + (high - low) * next(self._values)
-
-    def integer(self, high: int) -> int:
-        """Uniform integer in [0, high)."""
-        return min(int(next(self._values) * high), high - 1)
-
-
-def _canvas_hw(canvas_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    """``canvas_size`` as ``(H, W)``; an int means a square canvas."""
-    if isinstance(canvas_size, int) and not isinstance(canvas_size, bool):
-        return canvas_size, canvas_size
-    if (isinstance(canvas_size, (tuple, list)) and len(canvas_size) == 2
-            and all(isinstance(s, int) and not isinstance(s, bool) for s in canvas_size)):
-        return int(canvas_size[0]), int(canvas_size[1])
-    raise UserError(f"canvas_size must be an int or a pair of ints (H, W), got {canvas_size!r}")
-
-
-def _check_geometry(
-    canvas_hw: tuple[int, int],
-    scale_range: tuple[float, float] | None,
-    num_distractors: int,
-    distractor_size: int,
-    digit_hw: tuple[int, int] = (DIGIT_SIZE, DIGIT_SIZE),
-) -> tuple[float, float] | None:
-    """Validate the canvas recipe; returns ``scale_range`` as a float pair (or None).
-
-    Raises:
-        UserError: naming the argument and what was expected.
-    """
-    height, width = canvas_hw
-    if min(height, width) < max(digit_hw):
-        raise UserError(
-            f"canvas_size {height}x{width} is smaller than a {digit_hw[0]}x{digit_hw[1]} digit; "
-            f"expected at least {max(digit_hw)} on each side"
-        )
-    if scale_range is not None:
-        if len(scale_range) != 2 or not 0 < float(scale_range[0]) <= float(scale_range[1]):
-            raise UserError(
-                f"scale_range must be (low, high) with 0 < low <= high, got {scale_range!r}"
-            )
-        scale_range = (float(scale_range[0]), float(scale_range[1]))
-        high = scale_range[1]
-        biggest = (scaled_size(digit_hw[0], high), scaled_size(digit_hw[1], high))
-        if biggest[0] > height or biggest[1] > width:
-            raise UserError(
-                f"canvas_size {height}x{width} is smaller than the biggest scaled digit "
-                f"{biggest[0]}x{biggest[1]} (scale_range upper bound {scale_range[1]}); "
-                f"expected a bigger canvas_size or a smaller scale_range"
-            )
-    if num_distractors < 0:
-        raise UserError(f"num_distractors must be >= 0, got {num_distractors}")
-    if not 1 <= distractor_size <= min(min(digit_hw), height, width):
-        raise UserError(
-            f"distractor_size must be between 1 and {min(digit_hw)} (crops are cut from "
-            f"{digit_hw[0]}x{digit_hw[1]} digits), got {distractor_size}"
-        )
-    return scale_range
-
-
-# --------------------------------------------------------------------------- dataset
-
-
-class CanvasDataset(Dataset):
-    """Digits placed at random on a blank canvas, optionally resized and cluttered.
-
-    Item ``i``: digit ``i`` (resized by a factor drawn uniformly from ``scale_range`` if given)
-    at a uniformly random position fully inside the canvas; then ``num_distractors`` random
-    ``distractor_size`` squares cut from random *other* digits of the same pool, each added at a
-    uniformly random position inside the canvas; the sum is clipped to [0, 1].
-
-    Randomness: with ``fixed_seed=None`` every draw uses torch's global generator, so each
-    access (each epoch) gives a new image, and DataLoader workers (which torch seeds
-    differently) draw distinct streams. With an int ``fixed_seed``, item ``i`` uses its own
-    generator seeded by ``mix_seed(fixed_seed, i)``: the same image on every access, whatever
-    the number of workers.
-
-    Args:
-        digits: uint8 [N, h, w] digit images (MNIST: h = w = 28).
-        labels: [N] integer class labels.
-        canvas_size: ``(H, W)`` or an int for a square canvas.
-        scale_range: ``(low, high)`` resize factors, or None for no resizing.
-        num_distractors: clutter pieces per image (0 for none).
-        distractor_size: side of each square clutter piece.
-        fixed_seed: None for fresh randomness per access, or a seed fixing every item.
-
-    Items are ``(image, label)``: float32 [1, H, W] in [0, 1] and an int64 scalar tensor.
-    """
-
-    def __init__(
-        self,
-        digits: torch.Tensor,
-        labels: torch.Tensor,
-        canvas_size: int | tuple[int, int],
-        scale_range: tuple[float, float] | None = None,
-        num_distractors: int = 0,
-        distractor_size: int = 8,
-        fixed_seed: int | None = None,
-    ) -> None:
-        if digits.dtype != torch.uint8 or digits.dim() != 3:
-            raise UserError(
-                f"digits must be uint8 [N, h, w], got {digits.dtype} {list(digits.shape)}"
-            )
-        labels = torch.as_tensor(labels, dtype=torch.int64)
-        if labels.shape != digits.shape[:1]:
-            raise UserError(f"labels must have shape [{digits.shape[0]}], got {list(labels.shape)}")
-        self.canvas_hw = _canvas_hw(canvas_size)
-        self.scale_range = _check_geometry(self.canvas_hw, scale_range, num_distractors,
-                                           distractor_size, tuple(digits.shape[1:]))
-        if num_distractors > 0 and digits.shape[0] == 1:
-            raise UserError(
-                "num_distractors > 0 needs at least 2 digits in the pool (distractors are cut "
-                "from other digits)"
-            )
-        self.digits = digits  # (N, h, w) uint8
-        self.labels = labels  # (N,) int64
-        self.num_distractors = num_distractors
-        self.distractor_size = distractor_size
-        self.fixed_seed = fixed_seed
-
-    def __len__(self) -> int:
-        return self.digits.shape[0]
-
-    def _draws(self, index: int) -> _Draws:
-        """All random numbers item ``index`` needs: from torch's global generator, or from a
-        generator seeded by (fixed_seed, index)."""
-        count = 1 + 2 + 5 * self.num_distractors  # scale, position, 5 per distractor
-        if self.fixed_seed is None:
-            return _Draws(count, None)
-        return _Draws(count, torch.Generator().manual_seed(mix_seed(self.fixed_seed, index)))
-
-    def _digit(self, index: int, draws: _Draws) -> np.ndarray:
-        """Digit ``index`` as [h', w'] with values in [0, 255], resized if a scale range is set."""
-        digit = self.digits[index]  # (h, w) uint8
-        if self.scale_range is None:
-            return digit.numpy()
-        return resize_digit(digit.float(), draws.uniform(*self.scale_range)).numpy()
-
-    def _add_clutter(self, canvas: np.ndarray, index: int, draws: _Draws) -> None:
-        """Add ``num_distractors`` crops of other digits to ``canvas`` [H, W] in place."""
-        digits = self.digits.numpy()  # (N, h, w) uint8, shares memory
-        n, h, w = digits.shape
-        size = self.distractor_size
-        height, width = self.canvas_hw
-        for _ in range(self.num_distractors):
-            other = draws.integer(n - 1)
-            other += other >= index  # uniform over the other n - 1 digits
-            top, left = draws.integer(h - size + 1), draws.integer(w - size + 1)
-            y, x = draws.integer(height - size + 1), draws.integer(width - size + 1)
-            crop = digits[other, top : top + size, left : left + size]  # (size, size) uint8
-            canvas[y : y + size, x : x + size] += crop
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        index = int(index)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
-        # Composed in numpy, in 0..255 units: a few times faster than torch for small arrays.
-        draws = self._draws(index)
-        digit = self._digit(index, draws)  # (h', w')
-        height, width = self.canvas_hw
-        canvas = np.zeros((height, width), dtype=np.float32)  # (H, W)
-        y = draws.integer(height - digit.shape[0] + 1)
-        x = draws.integer(width - digit.shape[1] + 1)
-        canvas[y : y + digit.shape[0], x : x + digit.shape[1]] = digit
-        if self.num_distractors > 0:
-            self._add_clutter(canvas, index, draws)
-            np.minimum(canvas, 255.0, out=canvas)  # clip to [0, 1] once rescaled
-        canvas *= 1.0 / 255.0
-        return torch.from_numpy(canvas).unsqueeze(0), self.labels[index]  # (1, H, W), ()
-
-
-# --------------------------------------------------------------------------- data module
-
-
-@functools.lru_cache(maxsize=1)
-def _rendered_pool() -> dict[str, torch.Tensor]:
-    """Synthetic stand-in for MNIST: 60000 train and 10000 test rendered digits (fixed seeds,
-    independent of the run's seed, so the fallback "data set" is the same for every run)."""
-    train_images, train_labels = render_digits(MNIST_TRAIN_COUNT // 10, seed=1)
-    test_images, test_labels = render_digits(MNIST_TEST_COUNT // 10, seed=2)
-    return {"train_images": train_images, "train_labels": train_labels,
-            "test_images": test_images, "test_labels": test_labels}
+log = logging.getLogger(__name__)
 
 
 _ARGS_DOC = """
@@ -321,8 +89,8 @@ class AttentionMNIST(pl.LightningDataModule):
         super().__init__()
         if source not in SOURCES:
             raise UserError(f"source must be one of {', '.join(SOURCES)}; got {source!r}")
-        self.canvas_hw = _canvas_hw(canvas_size)
-        self.scale_range = _check_geometry(self.canvas_hw, scale_range, num_distractors,
+        self.canvas_hw = parse_canvas_size(canvas_size)
+        self.scale_range = check_geometry(self.canvas_hw, scale_range, num_distractors,
                                            distractor_size)
         self._check_sizes(val_size, train_size, test_size, MNIST_TRAIN_COUNT, MNIST_TEST_COUNT)
         if batch_size < 1:
@@ -341,7 +109,6 @@ class AttentionMNIST(pl.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.data_description: str | None = None  # what setup() loaded, in words
-        self._download_failure: str | None = None
         self._datasets: dict[str, CanvasDataset] | None = None
 
     @staticmethod
@@ -387,7 +154,7 @@ class AttentionMNIST(pl.LightningDataModule):
         except DataError as err:
             if self.source == "mnist":
                 raise
-            self._download_failure = str(err)
+            log.info("MNIST download into %s failed: %s", root, err)  # setup() reports it
 
     def _load_real(self) -> dict[str, torch.Tensor]:
         # Attached to a Trainer, prepare_data has already downloaded (on one process only).
@@ -396,19 +163,17 @@ class AttentionMNIST(pl.LightningDataModule):
     def _load_pool(self) -> tuple[dict[str, torch.Tensor], str]:
         """The digit pool and its description: real MNIST or rendered digits."""
         if self.source == "rendered":
-            return _rendered_pool(), (
+            return rendered_pool(), (
                 "RENDERED digits (synthetic, source='rendered'; not comparable to published "
                 "MNIST results)"
             )
         root = resolve_data_dir(self.data_dir)
         if self.source == "mnist" or find_mnist(root) is not None:
             return self._load_real(), f"real MNIST from {root}"
-        if self._download_failure is not None:
-            reason = f"download failed ({self._download_failure})"
-        elif not self.download:
+        if not self.download:
             reason = "downloading is off (download=False)"
-        elif self.trainer is not None:  # prepare_data ran on another process and failed
-            reason = "download failed (see the first process's log)"
+        elif self.trainer is not None:  # prepare_data (on one process) tried and failed
+            reason = "download failed"
         else:
             try:
                 return self._load_real(), f"real MNIST from {root}"
@@ -419,7 +184,7 @@ class AttentionMNIST(pl.LightningDataModule):
             f"fallback, not comparable to published MNIST results)"
         )
         rank_zero_warn(message)
-        return _rendered_pool(), message
+        return rendered_pool(), message
 
     def _split(
         self, pool: dict[str, torch.Tensor]
@@ -487,28 +252,8 @@ class TranslatedMNIST(AttentionMNIST):
     __doc__ = """Translated MNIST: a digit at a random position on a 60x60 canvas.
 
     Each 28x28 digit is placed uniformly at random, fully inside the canvas (RAM, Mnih et
-    al. 2014).
+    al. 2014). The defaults of :class:`AttentionMNIST` are exactly this task.
     """ + _ARGS_DOC
-
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        source: str = "auto",
-        download: bool = True,
-        canvas_size: int | tuple[int, int] = 60,
-        scale_range: tuple[float, float] | None = None,
-        num_distractors: int = 0,
-        distractor_size: int = 8,
-        val_size: int = 5000,
-        train_size: int | None = None,
-        test_size: int | None = None,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(data_dir, source, download, canvas_size, scale_range, num_distractors,
-                         distractor_size, val_size, train_size, test_size, batch_size,
-                         num_workers, seed)
 
 
 class TranslatedScaledMNIST(AttentionMNIST):
@@ -518,25 +263,8 @@ class TranslatedScaledMNIST(AttentionMNIST):
     1.5), then placed uniformly at random, fully inside the canvas.
     """ + _ARGS_DOC
 
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        source: str = "auto",
-        download: bool = True,
-        canvas_size: int | tuple[int, int] = 60,
-        scale_range: tuple[float, float] | None = (0.5, 1.5),
-        num_distractors: int = 0,
-        distractor_size: int = 8,
-        val_size: int = 5000,
-        train_size: int | None = None,
-        test_size: int | None = None,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(data_dir, source, download, canvas_size, scale_range, num_distractors,
-                         distractor_size, val_size, train_size, test_size, batch_size,
-                         num_workers, seed)
+    def __init__(self, scale_range: tuple[float, float] | None = (0.5, 1.5), **kwargs) -> None:
+        super().__init__(scale_range=scale_range, **kwargs)
 
 
 class ClutteredMNIST(AttentionMNIST):
@@ -547,22 +275,5 @@ class ClutteredMNIST(AttentionMNIST):
     is ``canvas_size=100, num_distractors=8``.
     """ + _ARGS_DOC
 
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        source: str = "auto",
-        download: bool = True,
-        canvas_size: int | tuple[int, int] = 60,
-        scale_range: tuple[float, float] | None = None,
-        num_distractors: int = 4,
-        distractor_size: int = 8,
-        val_size: int = 5000,
-        train_size: int | None = None,
-        test_size: int | None = None,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(data_dir, source, download, canvas_size, scale_range, num_distractors,
-                         distractor_size, val_size, train_size, test_size, batch_size,
-                         num_workers, seed)
+    def __init__(self, num_distractors: int = 4, **kwargs) -> None:
+        super().__init__(num_distractors=num_distractors, **kwargs)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from datamodules.attention_mnist import mix_seed
+from ram_lightning.seeds import mix_seed
 from datamodules.captions import CaptionDataModule
 from ram_lightning.errors import UserError
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
+
+from ram_lightning.seeds import mix_seed
 
 
 def rank_seed(seed: int, rank: int) -> int:
     """A 63-bit seed for process ``rank`` of a run seeded with ``seed`` (distinct per rank)."""
-    state = np.random.SeedSequence([seed & (2**64 - 1), rank]).generate_state(1, dtype=np.uint64)[0]
-    return int(state) >> 1
+    return mix_seed(seed, rank)
 
 
 def seed_rank_stream(rank: int, world_size: int) -> None:

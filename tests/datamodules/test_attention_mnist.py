@@ -16,7 +16,7 @@ from datamodules import (
     TranslatedScaledMNIST,
     render_digits,
 )
-from datamodules.attention_mnist import resize_digit
+from datamodules.canvas import resize_digit
 from ram_lightning.errors import DataError, UserError
 
 
@@ -229,7 +229,7 @@ def test_split_is_disjoint_and_fixed_by_seed(monkeypatch):
         digits = dm.dataset(split).digits.long()
         return set((digits[:, 0, 0] + 256 * digits[:, 0, 1]).tolist())
 
-    monkeypatch.setattr(attention_mnist, "_rendered_pool", lambda: pool)
+    monkeypatch.setattr(attention_mnist, "rendered_pool", lambda: pool)
     monkeypatch.setattr(attention_mnist, "rank_zero_info", lambda message: None)
     dm = AttentionMNIST(source="rendered", val_size=5000)
     train, val = ids(dm, "train"), ids(dm, "val")
@@ -294,14 +294,30 @@ def test_subclass_defaults():
     assert AttentionMNIST(canvas_size=(40, 70)).image_shape == (1, 40, 70)
 
 
-def test_subclasses_show_every_argument_with_type_hints():
-    base = inspect.signature(AttentionMNIST.__init__).parameters
-    for cls in (TranslatedMNIST, TranslatedScaledMNIST, ClutteredMNIST):
-        params = inspect.signature(cls.__init__).parameters
-        assert list(params) == list(base)
-        assert all(p.annotation is not inspect.Parameter.empty for n, p in params.items()
-                   if n != "self")
-        assert "num_distractors:" in cls.__doc__
+@pytest.mark.parametrize("cls, changed", [
+    (TranslatedMNIST, {}),
+    (TranslatedScaledMNIST, {"scale_range": (0.5, 1.5)}),
+    (ClutteredMNIST, {"num_distractors": 4}),
+])
+def test_subclasses_forward_kwargs_and_the_cli_shows_every_argument(cls, changed):
+    """The subclasses declare only the defaults they change; the CLI's parser (jsonargparse, which
+    follows ``**kwargs`` into the base class) still lists every argument, typed, with its help."""
+    from jsonargparse import ArgumentParser
+
+    base = {n: p for n, p in inspect.signature(AttentionMNIST.__init__).parameters.items() if n != "self"}
+    init = vars(cls).get("__init__")  # None: inherited unchanged
+    own = [] if init is None else [n for n in inspect.signature(init).parameters if n not in ("self", "kwargs")]
+    assert sorted(own) == sorted(changed)
+    parser = ArgumentParser()
+    parser.add_class_arguments(cls, "data")
+    defaults = parser.get_defaults().data
+    assert sorted(vars(defaults)) == sorted(base)
+    for name, param in base.items():
+        expected = changed.get(name, param.default)
+        assert getattr(defaults, name) == expected, name
+    help_text = parser.format_help()
+    assert "num_distractors" in help_text and "clutter crops of other digits" in help_text
+    assert "num_distractors:" in cls.__doc__
 
 
 @pytest.mark.parametrize(

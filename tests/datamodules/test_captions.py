@@ -7,7 +7,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from datamodules import CaptionDataset, Vocabulary, collate_captions, tokenize
-from datamodules.captions import SPECIAL_TOKENS, image_hw
+from datamodules.captions import image_hw
+from datamodules.vocabulary import SPECIAL_TOKENS
 from ram_lightning.errors import DataError, UserError
 
 

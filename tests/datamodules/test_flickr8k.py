@@ -14,14 +14,9 @@ from PIL import Image
 import datamodules.captions as captions_module
 import datamodules.flickr8k as flickr8k
 from datamodules import Flickr8k, Vocabulary, read_token_file
-from datamodules.flickr8k import (
-    IMAGE_DIRS,
-    JpegLoader,
-    check_image,
-    read_karpathy_json,
-    read_split_file,
-    resolve_data_dir,
-)
+from datamodules.flickr8k import IMAGE_DIRS
+from datamodules.flickr8k_text import DATA_DIR_ENV, read_karpathy_json, read_split_file, resolve_data_dir
+from datamodules.image_folder import JpegLoader, check_image
 from ram_lightning.errors import DataError, UserError
 
 # The tiny layout has a line without a tab on purpose; its warning is checked where it matters.
@@ -34,7 +29,7 @@ STRAY = "2258277193_586949ec62.jpg"
 
 def _real_text_dir() -> Path | None:
     """Flickr8k_text of $RAM_FLICKR8K_DIR, else of ../shared/data/flickr8k, if it has the token file."""
-    for root in (os.environ.get(flickr8k.DATA_DIR_ENV), REPO_ROOT.parent / "shared" / "data" / "flickr8k"):
+    for root in (os.environ.get(DATA_DIR_ENV), REPO_ROOT.parent / "shared" / "data" / "flickr8k"):
         if root and (Path(root) / TEXT / "Flickr8k.token.txt").is_file():
             return Path(root) / TEXT
     return None
@@ -353,9 +348,9 @@ def test_missing_text_and_bad_splits(tiny, tmp_path, monkeypatch):
     split.write_text(TRAIN[0] + "\n")
     with pytest.raises(DataError, match="also in the train split"):
         Flickr8k(data_dir=str(tiny)).vocab
-    monkeypatch.setenv(flickr8k.DATA_DIR_ENV, str(tiny))
+    monkeypatch.setenv(DATA_DIR_ENV, str(tiny))
     assert resolve_data_dir(None) == tiny
-    monkeypatch.delenv(flickr8k.DATA_DIR_ENV)
+    monkeypatch.delenv(DATA_DIR_ENV)
     assert resolve_data_dir(None) == Path("./data/flickr8k")
 
 

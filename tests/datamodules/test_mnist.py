@@ -14,15 +14,8 @@ import pytest
 import torch
 
 from datamodules import load_mnist, read_idx, render_digits
-from datamodules.mnist import (
-    MNIST_FILES,
-    MNIST_MIRRORS,
-    download_mnist,
-    file_md5,
-    find_mnist,
-    resolve_data_dir,
-    verify_mnist_file,
-)
+from datamodules.mnist_download import MNIST_MIRRORS, download_mnist, file_md5, verify_mnist_file
+from datamodules.mnist_files import MNIST_FILES, find_mnist, resolve_data_dir
 from ram_lightning.errors import DataError
 
 
