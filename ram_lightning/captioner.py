@@ -52,6 +52,8 @@ class AttentionCaptioner(EstimatorModule):
         inference_lr: q's own learning rate (None: the optimizer's).
     """
 
+    checkpoint_monitor = ("val/bleu4", "max")  # what the best checkpoint monitors (ram_lightning/run_defaults.py)
+
     def __init__(
         self,
         vocabulary: Sequence[str] = SPECIAL_TOKENS,

@@ -55,6 +55,8 @@ class AttentionClassifier(EstimatorModule):
         inference_lr: learning rate of q's parameters (None: the optimizer's own).
     """
 
+    checkpoint_monitor = ("val/error", "min")  # what the best checkpoint monitors (ram_lightning/run_defaults.py)
+
     def __init__(
         self,
         image_shape: Sequence[int] = (1, 60, 60),

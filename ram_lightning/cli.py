@@ -15,11 +15,14 @@ import sys
 from typing import List, Optional
 
 import pytorch_lightning as pl
+from jsonargparse import Namespace
+from jsonargparse._actions import _ActionPrintConfig
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 
 from ram_lightning.distributed import RankSeeds
 from ram_lightning.errors import NonFiniteError, UserError
+from ram_lightning.run_defaults import DEFAULTS_FILE, fill_run_defaults
 from ram_lightning.tracking import configure_wandb
 
 # Errors printed as one line ``ram: error: ...`` with these exit statuses (others keep their traceback).
@@ -31,12 +34,38 @@ class RamCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
+            "--name", type=Optional[str], default=None,
+            help="Experiment name: the run folder runs/<name> and the loggers' names "
+                 "(default: the stem of the first --config file, else 'ram').",
+        )
+        parser.add_argument(
             "--test_after_fit", type=bool, default=True,
             help="After `ram fit`, run the test set on the best checkpoint (ignored by other subcommands).",
         )
         parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.vocabulary", "model.init_args.vocabulary", apply_on="instantiate")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Parse, fill in the shared defaults that follow the run's name and model
+        (:func:`~ram_lightning.run_defaults.fill_run_defaults`), then honour ``--print_config``,
+        so that it prints the values the run will use."""
+        if isinstance(args, (dict, Namespace)):
+            super().parse_arguments(parser, args)
+            self._fill_run_defaults()
+            return
+        with _ActionPrintConfig.skip_print_config():  # printed below, once filled in
+            self.config = parser.parse_args(args, _skip_validation=True)  # validated below, once filled in
+        self._fill_run_defaults()
+        _ActionPrintConfig.print_config_if_requested(parser, self.config)  # exits when --print_config was given
+        try:
+            parser.validate(self.config)
+        except (TypeError, KeyError) as error:
+            parser.error(str(error), error)
+
+    def _fill_run_defaults(self) -> None:
+        subcommand = self.config.get("subcommand")
+        fill_run_defaults(self.config[subcommand] if subcommand else self.config)
 
     def before_instantiate_classes(self) -> None:
         """Decide W&B's mode (online, or offline said once) before a WandbLogger is built."""
@@ -64,6 +93,8 @@ def build_cli(args: Optional[List[str]] = None, run: bool = True) -> RamCLI:
         run=run,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
+        # the shared defaults, composed before any --config, for every subcommand
+        parser_kwargs={sub: {"default_config_files": [str(DEFAULTS_FILE)]} for sub in LightningCLI.subcommands()},
         trainer_defaults={"callbacks": [RankSeeds()]},  # appended to the config's callbacks
     )
 
