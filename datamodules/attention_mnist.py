@@ -24,20 +24,26 @@ import logging
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader
 
 from datamodules.canvas import CanvasDataset, check_geometry, parse_canvas_size
 from datamodules.loading import make_loader
 from datamodules.mnist import load_mnist
 from datamodules.mnist_download import download_mnist
-from datamodules.mnist_files import find_mnist, resolve_data_dir
+from datamodules.mnist_files import DATA_DIR_ENV, find_mnist, resolve_data_dir
 from datamodules.rendered_digits import MNIST_TEST_COUNT, MNIST_TRAIN_COUNT, rendered_pool
 from ram_lightning.errors import DataError, UserError
 from ram_lightning.seeds import mix_seed
 
 SOURCES = ("auto", "mnist", "rendered")
 log = logging.getLogger(__name__)
+
+
+def fallback_message(root, reason: str) -> str:
+    """The one line said when ``source="auto"`` falls back to rendered digits (about 200 chars)."""
+    return (f"MNIST not found in {root} ({reason}); using RENDERED digits. To get MNIST: "
+            f"python -m datamodules.mnist_download {root} (shows why it fails), or set {DATA_DIR_ENV}")
 
 
 _ARGS_DOC = """
@@ -160,31 +166,28 @@ class AttentionMNIST(pl.LightningDataModule):
         # Attached to a Trainer, prepare_data has already downloaded (on one process only).
         return load_mnist(self.data_dir, download=self.download and self.trainer is None)
 
-    def _load_pool(self) -> tuple[dict[str, torch.Tensor], str]:
-        """The digit pool and its description: real MNIST or rendered digits."""
+    def _load_pool(self) -> tuple[dict[str, torch.Tensor], str, str | None]:
+        """The digit pool, its description, and the fallback warning if ``auto`` fell back."""
         if self.source == "rendered":
             return rendered_pool(), (
                 "RENDERED digits (synthetic, source='rendered'; not comparable to published "
                 "MNIST results)"
-            )
+            ), None
         root = resolve_data_dir(self.data_dir)
         if self.source == "mnist" or find_mnist(root) is not None:
-            return self._load_real(), f"real MNIST from {root}"
+            return self._load_real(), f"real MNIST from {root}", None
         if not self.download:
-            reason = "downloading is off (download=False)"
-        elif self.trainer is not None:  # prepare_data (on one process) tried and failed
+            reason = "download=False"
+        elif self.trainer is not None:  # prepare_data (on one process) tried, failed and logged why
             reason = "download failed"
         else:
             try:
-                return self._load_real(), f"real MNIST from {root}"
+                return self._load_real(), f"real MNIST from {root}", None
             except DataError as err:
-                reason = f"download failed ({err})"
-        message = (
-            f"MNIST not found in {root} and {reason}; using RENDERED digits (synthetic "
-            f"fallback, not comparable to published MNIST results)"
-        )
-        rank_zero_warn(message)
-        return rendered_pool(), message
+                log.info("MNIST download into %s failed: %s", root, err)
+                reason = "download failed"
+        description = "RENDERED digits (synthetic fallback, not comparable to published MNIST results)"
+        return rendered_pool(), description, fallback_message(root, reason)
 
     def _split(
         self, pool: dict[str, torch.Tensor]
@@ -207,7 +210,7 @@ class AttentionMNIST(pl.LightningDataModule):
         """Load the digits (once) and build the train, validation and test datasets."""
         if self._datasets is not None:
             return
-        pool, description = self._load_pool()
+        pool, description, fallback = self._load_pool()
         fixed_seeds = {"train": None, "val": mix_seed(self.seed, 1), "test": mix_seed(self.seed, 2)}
         self._datasets = {
             name: CanvasDataset(digits, labels, self.canvas_hw, self.scale_range,
@@ -216,6 +219,8 @@ class AttentionMNIST(pl.LightningDataModule):
         }
         self.data_description = self._describe(description)
         rank_zero_info(self.data_description)
+        if fallback is not None:  # after the Data line, one line (a logged warning, no source echo)
+            rank_zero_only(log.warning)(fallback)
 
     def _describe(self, source: str) -> str:
         sizes = " / ".join(f"{len(self._datasets[split])} {split}" for split in self._datasets)

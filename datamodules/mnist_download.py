@@ -158,3 +158,25 @@ def download_mnist(
     assert found is not None  # every file was either present or just downloaded
     return found
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m datamodules.mnist_download [DIR]``: download the missing MNIST files into DIR
+    (default ``$RAM_DATA_DIR``, else ``./data/mnist``), printing every error in full."""
+    from datamodules.mnist_files import resolve_data_dir
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) > 1 or any(a.startswith("-") for a in args):
+        print("usage: python -m datamodules.mnist_download [DIR]", file=sys.stderr)
+        return 2
+    root = resolve_data_dir(args[0] if args else None)
+    try:
+        found = download_mnist(root)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"MNIST is in {root}: " + ", ".join(p.name for p in found.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,5 +1,6 @@
 """Translated / scaled / cluttered canvases and the AttentionMNIST data modules."""
 import inspect
+import logging
 import urllib.error
 import urllib.request
 
@@ -241,18 +242,34 @@ def test_split_is_disjoint_and_fixed_by_seed(monkeypatch):
     assert ids(short, "val") == val  # truncating train leaves validation alone
 
 
-def test_auto_falls_back_to_rendered_loudly(monkeypatch, tmp_path, announced):
+def test_auto_falls_back_to_rendered_loudly(monkeypatch, tmp_path, announced, caplog):
     monkeypatch.setattr(urllib.request, "urlopen", _no_network)
     dm = ClutteredMNIST(data_dir=str(tmp_path / "empty"), source="auto", train_size=32)
-    dm.prepare_data()
-    with pytest.warns(UserWarning, match="RENDERED"):
+    with caplog.at_level(logging.INFO, logger="datamodules"):
+        dm.prepare_data()
+    assert "no network in tests" in caplog.text  # the full download errors go to the log
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="datamodules"):
         dm.setup("fit")
-    assert "MNIST not found in" in announced[0] and "download failed" in announced[0]
-    assert "no network in tests" in announced[0]
-    assert "not comparable to published MNIST results" in announced[0]
+    (line,) = [r.getMessage() for r in caplog.records]  # said once, in one short line
+    assert "\n" not in line and len(line.replace(str(tmp_path / "empty"), "./data/mnist")) <= 200
+    assert line.startswith(f"MNIST not found in {tmp_path / 'empty'} (download failed); using RENDERED digits")
+    assert "python -m datamodules.mnist_download" in line and "RAM_DATA_DIR" in line
+    assert "no network" not in line and "no network" not in announced[0]
+    assert announced[0].startswith("Data: RENDERED digits (synthetic fallback, not comparable to published MNIST results)")
     offline = TranslatedMNIST(data_dir=str(tmp_path / "empty"), download=False, train_size=32)
-    with pytest.warns(UserWarning, match="download=False"):
-        offline.setup()
+    caplog.clear()
+    offline.setup()
+    assert "(download=False); using RENDERED digits" in caplog.text
+
+
+def test_the_download_command_shows_the_full_errors(monkeypatch, tmp_path, capsys):
+    from datamodules.mnist_download import main
+
+    monkeypatch.setattr(urllib.request, "urlopen", _no_network)
+    assert main([str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not download") and "no network in tests" in err
 
 
 def test_auto_uses_real_mnist_when_present(mnist_dir, announced):
