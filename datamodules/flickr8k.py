@@ -107,6 +107,10 @@ class Flickr8k(CaptionDataModule):
         max_malformed: most malformed token-file lines skipped before it is an error.
         batch_size: items per batch.
         num_workers: DataLoader worker processes (0: load in the main process).
+        cache_features: a frozen encoder's name (e.g. ``efficientnet_lite0``): compute its
+            features of every image once into ``feature_cache_dir``; batches then carry
+            ``features`` [B, L, D] instead of images. None: images.
+        feature_cache_dir: root of the feature cache (None: ./cache/features).
     """
 
     def __init__(

@@ -136,9 +136,11 @@ class SyntheticCaptions(CaptionDataModule):
     """Coloured shapes on a grid with five captions each (see the module docstring).
 
     Args:
-        train_size, val_size, test_size: images per split (training items are
-            (image, caption) pairs, so an epoch has ``5 * train_size`` of them).
-        grid: 2 (2x2 cells) or 3 (3x3).
+        train_size: training images (training items are (image, caption) pairs, so an epoch
+            has ``5 * train_size`` of them).
+        val_size: validation images.
+        test_size: test images.
+        grid: cells per side of the scene grid: 2 (2x2 cells) or 3 (3x3).
         num_objects: ``(low, high)`` shapes per image, each in its own cell.
         image_size: side of the images, or ``(H, W)`` (default 64).
         min_count: words seen fewer times in the training captions become ``<unk>``.
@@ -146,6 +148,10 @@ class SyntheticCaptions(CaptionDataModule):
         batch_size: items per batch.
         num_workers: DataLoader worker processes (0: draw in the main process).
         seed: fixes the three splits (independent streams per split).
+        cache_features: a frozen encoder's name (e.g. ``efficientnet_lite0``): compute its
+            features of every image once into ``feature_cache_dir``; batches then carry
+            ``features`` [B, L, D] instead of images. None: images.
+        feature_cache_dir: root of the feature cache (None: ./cache/features).
     """
 
     def __init__(

@@ -42,13 +42,18 @@ class AttentionCaptioner(EstimatorModule):
             (frozen ImageNet EfficientNet-Lite0; its features may come precomputed in the batch
             as ``features`` [B, L, D], see the DataModules' ``cache_features``).
         encoder_channels: the CNN's blocks (each halves the grid side; the last is D).
-        embedding_size, hidden_size, attention_size, dropout: decoder sizes.
+        embedding_size: size of the decoder's word embedding.
+        hidden_size: the decoder LSTM's state size.
+        attention_size: size of the decoder's attention scores' hidden layer.
+        dropout: dropout on the word-prediction input.
         estimator: a registered estimator name or an ``Estimator`` instance.
-        optimizer, lr_scheduler: factories (default Adam, lr 1e-3).
+        optimizer: optimizer factory over the module's parameters (default Adam, lr 1e-3).
+        lr_scheduler: optional scheduler factory.
         beam_size: beam width for validation / test / predict decoding (1: greedy).
         max_length: most words decoded.
-        inference_embedding, inference_hidden: sizes of q's caption encoder (built only for
+        inference_embedding: word-embedding size of q's caption encoder (built only for
             estimators that sample from the proposal).
+        inference_hidden: state size of q's caption encoder.
         inference_lr: q's own learning rate (None: the optimizer's).
     """
 

@@ -41,9 +41,19 @@ class AttentionClassifier(EstimatorModule):
     Args:
         image_shape: (C, H, W); linked from the DataModule by the ``ram`` CLI.
         num_classes: number of classes; linked from the DataModule by the ``ram`` CLI.
-        glimpse_size, num_patches, num_glimpses, scales, hidden_size, glimpse_hidden,
-        glimpse_features, context_size, location_std, learn_std, scale_epsilon, detach_policy_input:
-            the attention core (see ``ram_lightning.core.AttentionCore``).
+        glimpse_size: g, side in pixels of each retina patch.
+        num_patches: concentric patches per glimpse, each twice as wide as the last.
+        num_glimpses: N, glimpses per image.
+        scales: width factors the policy chooses among (the scale action), or None for none.
+        hidden_size: LSTM state size.
+        glimpse_hidden: size of the what / where branches of the glimpse network.
+        glimpse_features: size of the glimpse network's output.
+        context_size: side of the low-resolution copy of the image the context network reads.
+        location_std: std of the Gaussian location policy (fixed, or initial when learned).
+        learn_std: learn a state-dependent location std.
+        scale_epsilon: epsilon-uniform mixing of the scale policy in training.
+        detach_policy_input: feed the policy a detached copy of the top state, so that the
+            score-function term trains only the policy head (see ``ram_lightning.core.AttentionCore``).
         estimator: a registered estimator name (its defaults) or an ``Estimator`` instance
             (``class_path`` + ``init_args`` in YAML).
         optimizer: optimizer factory over the module's parameters (default Adam, lr 1e-3).

@@ -20,10 +20,23 @@ from jsonargparse._actions import _ActionPrintConfig
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 
+import datamodules  # noqa: F401  the shipped DataModules: `--data TranslatedMNIST` by short name
+import ram_lightning.captioner  # noqa: F401  the shipped models: `--model.help AttentionClassifier`
+import ram_lightning.classifier  # noqa: F401
 from ram_lightning.distributed import RankSeeds
 from ram_lightning.errors import NonFiniteError, UserError
 from ram_lightning.run_defaults import DEFAULTS_FILE, fill_run_defaults
 from ram_lightning.tracking import configure_wandb
+
+# The end of `ram <subcommand> --help`: where the model's, data's and estimator's options are.
+HELP_EPILOG = (
+    "The options of a model, data module or estimator are listed by: "
+    "ram {sub} --model.help AttentionClassifier (or AttentionCaptioner); "
+    "ram {sub} --data.help TranslatedMNIST (or TranslatedScaledMNIST, ClutteredMNIST, Flickr8k, SyntheticCaptions); "
+    "ram {sub} --model AttentionClassifier --model.estimator.help WakeSleepCV (or Reinforce, WakeSleep, "
+    "or a plug-in's class path). Shared defaults: ram_lightning/defaults.yaml; the resolved config: "
+    "ram {sub} --config FILE --print_config."
+)
 
 # Errors printed as one line ``ram: error: ...`` with these exit statuses (others keep their traceback).
 EXIT_STATUS = {UserError: 2, NonFiniteError: 1}
@@ -94,7 +107,8 @@ def build_cli(args: Optional[List[str]] = None, run: bool = True) -> RamCLI:
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         # the shared defaults, composed before any --config, for every subcommand
-        parser_kwargs={sub: {"default_config_files": [str(DEFAULTS_FILE)]} for sub in LightningCLI.subcommands()},
+        parser_kwargs={sub: {"default_config_files": [str(DEFAULTS_FILE)], "epilog": HELP_EPILOG.format(sub=sub)}
+                       for sub in LightningCLI.subcommands()},
         trainer_defaults={"callbacks": [RankSeeds()]},  # appended to the config's callbacks
     )
 

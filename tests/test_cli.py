@@ -160,3 +160,38 @@ def test_missing_data_directory_is_one_clear_line(tmp_path, capsys, monkeypatch)
     config = write_config(tmp_path, **{"    source: rendered": f"    source: mnist\n    download: false\n    data_dir: {missing}"})
     err = run_expecting_error(capsys, ["fit", "--config", str(config)])
     assert "ram: error:" in err and str(missing) in err
+
+
+def _help(capsys, args) -> str:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code in (0, None)
+    return capsys.readouterr().out
+
+
+def test_fit_help_ends_by_saying_how_to_list_the_model_data_and_estimator_options(capsys):
+    text = _help(capsys, ["fit", "--help"])
+    assert text.rstrip().splitlines()[-1].endswith("--print_config.")
+    tail = " ".join(text.split()[-80:])
+    assert "ram fit --model.help AttentionClassifier" in tail and "--model.estimator.help WakeSleepCV" in tail
+
+
+@pytest.mark.parametrize("args, described", [
+    (["--model.help", "AttentionClassifier"], "side in pixels of each retina patch"),
+    (["--model.help", "AttentionCaptioner"], "dropout on the word-prediction input"),
+    (["--data.help", "ClutteredMNIST"], "random clutter crops of other digits"),
+    (["--model", "AttentionClassifier", "--model.estimator.help", "WakeSleepCV"], "c_q on the proposal control variate"),
+])
+def test_short_class_names_list_options_with_their_docstring_descriptions(capsys, args, described):
+    text = " ".join(_help(capsys, ["fit", *args]).split())
+    assert described in text
+
+
+def test_short_class_names_are_accepted_as_values(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    text = _help(capsys, ["fit", "--model", "AttentionClassifier", "--data", "ClutteredMNIST", "--print_config"])
+    printed = yaml.safe_load(text)
+    assert printed["model"]["class_path"] == "ram_lightning.AttentionClassifier"
+    assert printed["data"]["class_path"] == "datamodules.ClutteredMNIST"
+    assert printed["data"]["init_args"]["num_distractors"] == 4
