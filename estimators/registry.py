@@ -6,6 +6,7 @@ a name is not found among the registered ones.
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 from importlib.metadata import entry_points
 from typing import Callable, Dict, Type, TypeVar, Union
@@ -49,6 +50,19 @@ def _load_entry_points() -> None:
         register(entry_point.name)(cls)
 
 
+def _import_estimator(path: str) -> Type[Estimator]:
+    """The Estimator subclass at the dotted ``path`` (``package.module.Class``)."""
+    module, _, attribute = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise UserError(f"estimator {path!r}: cannot import it ({error}); expected a registered name or "
+                        f"the class path of an Estimator subclass") from None
+    if not (isinstance(cls, type) and issubclass(cls, Estimator)):
+        raise UserError(f"estimator {path!r} is {cls!r}, not an Estimator subclass")
+    return cls
+
+
 def available_estimators() -> list:
     """Sorted names of every registered or entry-point estimator."""
     _load_entry_points()
@@ -61,14 +75,17 @@ def get_estimator(name: Union[str, Estimator], **kwargs) -> Estimator:
         if kwargs:
             raise UserError("get_estimator: keyword arguments given with an estimator instance")
         return name
-    if name not in _REGISTRY:
+    if name not in _REGISTRY and "." not in name:
         _load_entry_points()
-    if name not in _REGISTRY:
+    if name in _REGISTRY:
+        cls = _REGISTRY[name]
+    elif "." in name:  # a dotted class path given as a plain value: my_package.MyEstimator
+        cls = _import_estimator(name)
+    else:
         raise UserError(
             f"unknown estimator {name!r}; registered: {', '.join(sorted(_REGISTRY))}. "
-            f"Give a registered name, or a class_path to an Estimator subclass."
+            f"Give a registered name, or a class path (my_package.MyEstimator) to an Estimator subclass."
         )
-    cls = _REGISTRY[name]
     try:
         inspect.signature(cls).bind(**kwargs)
     except TypeError as error:

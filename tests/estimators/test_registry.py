@@ -68,3 +68,12 @@ def test_register_rejects_non_estimators_and_name_clashes():
 def test_num_samples_is_validated():
     with pytest.raises(UserError, match="num_samples must be an integer >= 1"):
         Reinforce(num_samples=0)
+
+
+def test_a_dotted_class_path_given_as_a_plain_value_is_imported():
+    estimator = get_estimator("tests.estimators.custom_plugin.PlainScoreFunction", num_samples=2, weight=0.5)
+    assert isinstance(estimator, PlainScoreFunction) and estimator.weight == 0.5
+    with pytest.raises(UserError, match="cannot import it"):
+        get_estimator("no_such_package.Estimator")
+    with pytest.raises(UserError, match="not an Estimator subclass"):
+        get_estimator("estimators.SampleTerms")

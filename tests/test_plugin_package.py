@@ -1,0 +1,58 @@
+"""The README's plug-in recipe, verbatim: a package in a fresh folder, installed without network
+into a throw-away virtual environment, trains a few batches through `ram fit` by name and by a
+dotted class path given as a plain value."""
+import re
+import subprocess
+import sys
+import venv
+
+import pytest
+
+from tests.test_cli import ROOT, write_config
+from tests.tiny_run import subprocess_env
+
+
+def readme_recipe() -> tuple:
+    """(files {relative path: text}, the install command) from the README's "Writing one" part."""
+    text = (ROOT / "README.md").read_text()
+    part = text[text.index("**Writing one.**"):]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", part, flags=re.S)[:3]
+    files = {}
+    for language, body in blocks[:2]:
+        first = body.splitlines()[0]
+        assert first.startswith("# "), first
+        files[first[2:].split(":")[0].strip()] = body
+    assert blocks[2][0] == "bash"
+    return files, blocks[2][1].split("#")[0].strip()
+
+
+@pytest.mark.slow
+def test_the_readme_plugin_recipe_works_verbatim_in_a_fresh_folder(tmp_path):
+    files, install = readme_recipe()
+    assert set(files) == {"my_package/__init__.py", "pyproject.toml"}
+    package = tmp_path / "my-estimator"
+    for name, body in files.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(body)
+    env_dir = tmp_path / "venv"  # the project's own environment stays untouched
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    python = str(env_dir / "bin" / "python")
+    env = subprocess_env()
+    env.update(PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")  # no network
+    assert install.startswith("pip install ")
+    command = [python, "-m", "pip", *install.split()[1:]]
+    result = subprocess.run(command, cwd=package, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for estimator in ("my_estimator", "my_package.MyEstimator"):
+        root = tmp_path / estimator
+        root.mkdir()
+        config = write_config(root)
+        run = subprocess.run([python, "-m", "ram_lightning.cli", "fit", "--config", str(config),
+                              "--model.init_args.estimator", estimator, "--test_after_fit", "false"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        (metrics,) = root.glob("tiny/version_*/metrics.csv")
+        header = metrics.read_text().splitlines()[0].split(",")
+        assert "train/loss" in header and "train/reward" not in header  # the plug-in ran, not reinforce
+        (saved,) = root.glob("tiny/version_*/config.yaml")
+        assert f"estimator: {estimator}" in saved.read_text()
