@@ -11,6 +11,7 @@ plug-ins installed under the ``ram_lightning.estimators`` entry-point group are 
 """
 from __future__ import annotations
 
+import logging
 import sys
 from typing import List, Optional
 
@@ -82,7 +83,13 @@ class RamCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         """Decide W&B's mode (online, or offline said once) before a WandbLogger is built."""
-        configure_wandb(self.config_dump_value("trainer").get("logger"))
+        self._wandb_lines: List[str] = []  # said after the Data line (instantiate_classes)
+        configure_wandb(self.config_dump_value("trainer").get("logger"), announce=self._wandb_lines.append)
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        for line in getattr(self, "_wandb_lines", []):
+            print(line, file=sys.stderr, flush=True)
 
     def after_fit(self) -> None:
         if not self.config_dump_value("test_after_fit") or self.trainer.interrupted:
@@ -96,7 +103,23 @@ class RamCLI(LightningCLI):
         return self.config.get(self.subcommand, self.config).get(key)
 
 
+class _DropLightningTip(logging.Filter):
+    """Drops Lightning's start-up advertisement (a "💡 Tip:" to install litlogger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
 def build_cli(args: Optional[List[str]] = None, run: bool = True) -> RamCLI:
+    tip_filter = _DropLightningTip()
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(tip_filter)
+    try:
+        return _build_cli(args, run)
+    finally:
+        logging.getLogger("pytorch_lightning.utilities.rank_zero").removeFilter(tip_filter)
+
+
+def _build_cli(args: Optional[List[str]], run: bool) -> RamCLI:
     return RamCLI(
         pl.LightningModule,
         pl.LightningDataModule,

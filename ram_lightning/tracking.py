@@ -19,7 +19,6 @@ workers) inherit it silently.
 from __future__ import annotations
 
 import importlib
-import netrc
 import os
 import socket
 import sys
@@ -45,23 +44,27 @@ def wandb_host() -> Tuple[str, int]:
     return url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
 
 
-def _netrc_path() -> Path:
-    if os.environ.get("NETRC"):
-        return Path(os.environ["NETRC"]).expanduser()
-    for name in ("~/.netrc", "~/_netrc"):
-        if Path(name).expanduser().exists():
-            return Path(name).expanduser()
-    return Path("~/.netrc").expanduser()
-
-
 def has_api_key(host: str) -> bool:
-    """True if wandb would find credentials for ``host`` without asking: env vars or netrc."""
+    """True if wandb would find credentials for ``host`` without asking: ``WANDB_API_KEY``,
+    ``WANDB_IDENTITY_TOKEN_FILE``, or the netrc entry wandb itself reads (wandb's own
+    ``read_netrc_auth``: ``$NETRC``, else ``~/.netrc`` / ``~/_netrc``; a file read, no network).
+
+    Raises:
+        UserError: the netrc entry for ``host`` holds a malformed key (wandb would refuse it).
+    """
     if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True
+    from wandb.errors import AuthenticationError
+    from wandb.sdk.lib.wbauth import read_netrc_auth
+
+    url = os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+    if urlsplit(url).hostname != host:
+        url = f"https://{host}"
     try:
-        return netrc.netrc(_netrc_path()).authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
+        return read_netrc_auth(host=url) is not None
+    except AuthenticationError as error:
+        raise UserError(f"the W&B API key for {host} in the netrc file is not valid ({error}); "
+                        f"run `wandb login --relogin`, or set WANDB_MODE=offline") from None
 
 
 def can_reach(host: str, port: int, timeout: float = 1.5) -> bool:
@@ -154,12 +157,13 @@ def _is_wandb_logger(class_path: Any) -> bool:
     return isinstance(cls, type) and issubclass(cls, WandbLogger)
 
 
-def configure_wandb(logger_config: Any) -> Optional[str]:
+def configure_wandb(logger_config: Any, announce: Optional[Callable[[str], None]] = None) -> Optional[str]:
     """``ensure_wandb_mode`` for the WandbLogger in a ``trainer.logger`` config, if there is one.
 
     Args:
         logger_config: ``trainer.logger`` as parsed (a ``{class_path, init_args}`` Namespace or
             dict, a list of them, or True/False/None).
+        announce: prints the one offline line (see :func:`ensure_wandb_mode`).
 
     Returns:
         The W&B mode, or None when no WandbLogger is configured (nothing is checked then). A
@@ -174,7 +178,10 @@ def configure_wandb(logger_config: Any) -> Optional[str]:
             return "offline"
         if _get(init_args, "mode"):
             return explicit_mode(_get(init_args, "mode"), "trainer.logger.init_args.mode")
-        return ensure_wandb_mode(_get(init_args, "save_dir") or _get(init_args, "dir"))
+        save_dir = _get(init_args, "save_dir") or _get(init_args, "dir")
+        if save_dir:  # wandb looks for the git root from here, and warns when it does not exist yet
+            Path(save_dir).mkdir(parents=True, exist_ok=True)
+        return ensure_wandb_mode(save_dir, announce)
     return None
 
 

@@ -195,3 +195,23 @@ def test_short_class_names_are_accepted_as_values(monkeypatch, capsys):
     assert printed["model"]["class_path"] == "ram_lightning.AttentionClassifier"
     assert printed["data"]["class_path"] == "datamodules.ClutteredMNIST"
     assert printed["data"]["init_args"]["num_distractors"] == 4
+
+
+def test_a_run_starts_without_lightnings_advertisement(tmp_path, monkeypatch, capsys):
+    import logging
+
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Keep()
+    lightning_info = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    lightning_info.addHandler(handler)
+    try:
+        main(["fit", "--config", str(write_config(tmp_path)), "--trainer.max_steps", "1", "--test_after_fit", "false"])
+    finally:
+        lightning_info.removeHandler(handler)
+    assert any(message.startswith("GPU available") for message in seen)  # Lightning's own lines still come
+    assert not [message for message in seen if "Tip" in message or "litlogger" in message]

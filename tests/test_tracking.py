@@ -52,7 +52,7 @@ def test_a_tiny_offline_run_records_metrics_hyperparameters_pictures_and_checkpo
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.chdir(tmp_path)
-    wandb_logger = WandbLogger(project="ram-lightning-test", name="tiny", save_dir=str(tmp_path / "wb"))
+    wandb_logger = WandbLogger(project="ram-lightning-test", name="tiny", save_dir=str(tmp_path / "wb"), log_model=True)
     spy = SeesLastCheckpoint()
     callbacks = [  # the shipped configs' checkpointing, with the period shortened from 500 to 2 steps
         ModelCheckpoint(monitor="val/error", mode="min"),
@@ -82,6 +82,14 @@ def test_a_tiny_offline_run_records_metrics_hyperparameters_pictures_and_checkpo
     assert expected <= logged, expected - logged
     (picture,) = run["summary"]["val/glimpses/filenames"]
     assert (run_dir / "files" / picture).is_file()
+    from tests.wandb_records import finished_records
+
+    (run_file,) = run_dir.glob("run-*.wandb")
+    artifacts = [r.artifact for r in finished_records(run_file) if r.WhichOneof("record_type") == "artifact"]
+    assert artifacts and {a.type for a in artifacts} == {"model"}  # log_model: checkpoints as W&B artifacts
+    logged_files = {entry.path for a in artifacts for entry in a.manifest.contents}
+    assert logged_files == {"model.ckpt"}
+    assert any("best" in a.aliases for a in artifacts)
 
 
 def test_no_api_key_goes_offline_and_says_so_once(clean_env, monkeypatch, capsys):
@@ -97,8 +105,11 @@ def test_no_api_key_goes_offline_and_says_so_once(clean_env, monkeypatch, capsys
     assert calls == []  # no key: no need to try the network
 
 
+KEY = "0123456789abcdef" * 3  # the 40+ characters wandb's own check asks for
+
+
 def test_a_key_in_netrc_and_no_network_goes_offline(clean_env, monkeypatch, capsys):
-    (clean_env / "netrc").write_text("machine api.wandb.ai\n  login user\n  password 0123456789abcdef\n")
+    (clean_env / "netrc").write_text(f"machine api.wandb.ai\n  login user\n  password {KEY}\n")
 
     def refuse(address, timeout=None):
         raise OSError("network unreachable")
@@ -106,6 +117,29 @@ def test_a_key_in_netrc_and_no_network_goes_offline(clean_env, monkeypatch, caps
     monkeypatch.setattr(tracking.socket, "create_connection", refuse)
     assert ensure_wandb_mode() == "offline"
     assert "api.wandb.ai:443 not reachable; logging offline to ./wandb" in capsys.readouterr().err
+
+
+def test_the_key_lookup_is_wandbs_own_and_needs_no_network(clean_env, monkeypatch):
+    from wandb.sdk.lib.wbauth import read_netrc_auth
+
+    def refuse(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(tracking.socket, "create_connection", refuse)
+    monkeypatch.setattr(tracking.socket, "getaddrinfo", refuse)
+    netrc = clean_env / "netrc"
+    assert not tracking.has_api_key("api.wandb.ai")  # no netrc file at all
+    netrc.write_text("machine other.host\n  login user\n  password " + KEY + "\n")
+    assert not tracking.has_api_key("api.wandb.ai") and read_netrc_auth(host="https://api.wandb.ai") is None
+    netrc.write_text("machine api.wandb.ai\n  login user\n  password " + KEY + "\n")
+    assert tracking.has_api_key("api.wandb.ai") and read_netrc_auth(host="https://api.wandb.ai") == KEY
+    monkeypatch.setenv("WANDB_BASE_URL", "http://wandb.local:8080")
+    netrc.write_text("machine wandb.local:8080\n  login user\n  password " + KEY + "\n")
+    assert tracking.has_api_key(tracking.wandb_host()[0])
+    monkeypatch.delenv("WANDB_BASE_URL")
+    netrc.write_text("machine api.wandb.ai\n  login user\n  password short\n")  # wandb would refuse it
+    with pytest.raises(UserError, match="W&B API key for api.wandb.ai in the netrc file is not valid"):
+        tracking.has_api_key("api.wandb.ai")
 
 
 def test_a_key_and_the_network_go_online_silently(clean_env, monkeypatch, capsys):
@@ -173,6 +207,7 @@ def test_every_shipped_config_logs_to_wandb_checkpoints_periodically_and_draws_g
     wandb_args, csv_args = loggers["WandbLogger"], loggers["CSVLogger"]
     assert list(loggers)[0] == "CSVLogger"  # first: checkpoints and pictures go to its version_N folder
     assert wandb_args["project"] == "ram-lightning" and wandb_args["name"] == csv_args["name"]
+    assert wandb_args["log_model"] is True  # the kept checkpoints become W&B artifacts
     assert wandb_args["save_dir"] == trainer["default_root_dir"] == f"runs/{csv_args['name']}"
     callbacks = [(entry["class_path"].rsplit(".", 1)[-1], entry.get("init_args", {})) for entry in trainer["callbacks"]]
     best, every_epoch, every_500_steps = [args for name, args in callbacks if name == "ModelCheckpoint"]
