@@ -1,7 +1,8 @@
 """Where a captioner looks for each word: one small panel per generated word.
 
-Each validation image gets a row of panels: the image with the grid cell attended for that
-word outlined (and the rest dimmed), the word underneath; the first panel is the plain image.
+Each validation image gets a row of panels: the first is the plain image (labelled "image"),
+then per generated word the image with the grid cell attended for that word outlined (and the
+rest dimmed), the word underneath; under the row, the image's first reference caption.
 """
 from __future__ import annotations
 
@@ -19,16 +20,22 @@ HIGHLIGHT = (255, 64, 32)
 
 
 def draw_caption_attention(image: Tensor, words: Sequence[str], cells: Sequence[Tuple[int, int]],
-                           grid_hw: Tuple[int, int], zoom: int = 2, max_words: int = 12) -> Image.Image:
-    """One row: image [C, H, W] in [0, 1], then per word the attended cell (row, col) of a
-    ``grid_hw`` grid outlined on the image with the word below. Returns an RGB image."""
+                           grid_hw: Tuple[int, int], zoom: int = 2, max_words: int = 12,
+                           reference: Optional[Sequence[str]] = None) -> Image.Image:
+    """One row: image [C, H, W] in [0, 1] (labelled "image"), then per word the attended cell
+    (row, col) of a ``grid_hw`` grid outlined on the image with the word below; under the row,
+    ``reference`` (tokens of a reference caption) when given. Returns an RGB image."""
     base = image_to_pil(image, zoom)
     width, height = base.size
-    label_h = 14
+    font = _font(14)
+    label_h = 20
+    reference_h = label_h if reference is not None else 0
     words, cells = list(words)[:max_words], list(cells)[:max_words]
-    row = Image.new("RGB", ((len(words) + 1) * (width + 2), height + label_h), (255, 255, 255))
+    row = Image.new("RGB", ((len(words) + 1) * (width + 2), height + label_h + reference_h), (255, 255, 255))
     row.paste(base, (0, 0))
-    font = _font(11)
+    ImageDraw.Draw(row).text((2, height + 2), "image", fill=(96, 96, 96), font=font)
+    if reference is not None:
+        ImageDraw.Draw(row).text((2, height + label_h + 2), "reference: " + " ".join(reference), fill=(0, 0, 160), font=font)
     cell_h, cell_w = height / grid_hw[0], width / grid_hw[1]
     for index, (word, (r, c)) in enumerate(zip(words, cells), start=1):
         panel = Image.blend(base, Image.new("RGB", base.size, (0, 0, 0)), 0.5)
@@ -37,7 +44,7 @@ def draw_caption_attention(image: Tensor, words: Sequence[str], cells: Sequence[
         ImageDraw.Draw(panel).rectangle(box, outline=HIGHLIGHT, width=2)
         x = index * (width + 2)
         row.paste(panel, (x, 0))
-        ImageDraw.Draw(row).text((x + 2, height + 1), word, fill=(0, 0, 0), font=font)
+        ImageDraw.Draw(row).text((x + 2, height + 2), word, fill=(0, 0, 0), font=font)
     return row
 
 
@@ -59,6 +66,7 @@ class CaptionAttentionPictures(pl.Callback):
             raise ValueError(f"CaptionAttentionPictures: num_images, every_n_epochs and zoom must be >= 1, got {num_images}, {every_n_epochs}, {zoom}")
         self.num_images, self.every_n_epochs, self.zoom = num_images, every_n_epochs, zoom
         self._images: List[Tensor] = []
+        self._references: List[Optional[List[str]]] = []  # the first reference caption of each cached image
         self._disabled = False
         self.last_path: Optional[str] = None
 
@@ -66,7 +74,10 @@ class CaptionAttentionPictures(pl.Callback):
         cached = sum(len(images) for images in self._images)
         if self._disabled or cached >= self.num_images or not isinstance(batch, dict) or "images" not in batch:
             return
-        self._images.append(batch["images"][: self.num_images - cached].detach().cpu())
+        images = batch["images"][: self.num_images - cached].detach().cpu()
+        self._images.append(images)
+        references = batch.get("references") or [None] * len(images)
+        self._references.extend(refs[0] if refs else None for refs in references[: len(images)])
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self._disabled or (trainer.current_epoch + 1) % self.every_n_epochs:
@@ -81,8 +92,8 @@ class CaptionAttentionPictures(pl.Callback):
         with torch.no_grad():
             decoded = pl_module.decode(images.to(pl_module.device))
         grid_hw = pl_module.encoder.grid_shape(*images.shape[-2:])
-        rows = [draw_caption_attention(image, words, cells, grid_hw, self.zoom)
-                for image, words, cells in zip(images, decoded["tokens"], decoded["locations"])]
+        rows = [draw_caption_attention(image, words, cells, grid_hw, self.zoom, reference=reference)
+                for image, words, cells, reference in zip(images, decoded["tokens"], decoded["locations"], self._references)]
         width = max(row.width for row in rows)
         padded = []
         for row in rows:

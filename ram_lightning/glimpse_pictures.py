@@ -64,6 +64,18 @@ def patch_box(location: Sequence[float], width: float, image_hw: Tuple[int, int]
     return round(centre_x - half), round(centre_y - half), round(centre_x + half) - 1, round(centre_y + half) - 1
 
 
+def clip_box(box: Tuple[int, int, int, int], size: Tuple[int, int]) -> Optional[Tuple[int, int, int, int]]:
+    """``box`` (left, top, right, bottom, inclusive) cut to a panel of ``size`` (width, height),
+    so that its outline stays inside the panel; None when nothing of it is inside."""
+    left, top, right, bottom = max(box[0], 0), max(box[1], 0), min(box[2], size[0] - 1), min(box[3], size[1] - 1)
+    return (left, top, right, bottom) if left <= right and top <= bottom else None
+
+
+def label_font_size(zoom: int) -> int:
+    """Pixel size of the glimpse numbers and of the class line (legible at 100%: 14 px at zoom 3)."""
+    return max(12, 4 * zoom + 2)
+
+
 def draw_glimpses(
     image: Tensor,
     locations: Tensor,
@@ -93,7 +105,7 @@ def draw_glimpses(
     locations = locations.detach().float().cpu().tolist()
     factors = [1.0] * len(locations) if scales is None else scales.detach().float().cpu().tolist()
     colours = glimpse_colours(len(locations))
-    font = _font(max(9, 3 * zoom + 2))
+    font = _font(label_font_size(zoom))
     centres = [((x + 1) / 2 * width * zoom, (y + 1) / 2 * height * zoom) for x, y in locations]
     if len(centres) > 1:
         for n in range(1, len(centres)):
@@ -102,21 +114,32 @@ def draw_glimpses(
         for p in reversed(range(num_patches)):  # the finest patch thicker, the wider ones dimmer
             line = (max(3, zoom) if n == 0 else 2) if p == 0 else 1
             colour = colours[n] if p == 0 else _dim(colours[n], 0.65)
-            draw.rectangle(patch_box(locations[n], glimpse_size * 2**p * factors[n], (height, width), zoom), outline=colour, width=line)
-    for n in reversed(range(len(locations))):  # numbers on top of every box, where they fit inside it
-        left, top, right, _ = patch_box(locations[n], glimpse_size * factors[n], (height, width), zoom)
-        corner = (left + 2, top + 1)
-        label = draw.textbbox(corner, str(n + 1), font=font)
-        if label[3] - top + 2 <= right - left and label[2] - left + 2 <= right - left:
-            draw.rectangle(label, fill=(0, 0, 0))
-            draw.text(corner, str(n + 1), fill=colours[n], font=font)
+            box = clip_box(patch_box(locations[n], glimpse_size * 2**p * factors[n], (height, width), zoom), picture.size)
+            if box is not None:
+                draw.rectangle(box, outline=colour, width=line)
+    for n in reversed(range(len(locations))):  # numbers on top: inside the finest box, else just above or below it
+        box = clip_box(patch_box(locations[n], glimpse_size * factors[n], (height, width), zoom), picture.size)
+        if box is None:
+            continue
+        label = draw.textbbox((0, 0), str(n + 1), font=font)
+        label_w, label_h = label[2] - label[0] + 2, label[3] - label[1] + 2
+        inside = box[2] - box[0] >= label_w + 3 and box[3] - box[1] >= label_h + 3
+        places = ([(box[0] + 2, box[1] + 2)] if inside else []) + [(box[0], box[1] - label_h - 1), (box[0], box[3] + 2)]
+        for x, y in places:
+            if 0 <= x and 0 <= y and x + label_w <= picture.width and y + label_h <= picture.height:
+                draw.rectangle((x, y, x + label_w - 1, y + label_h - 1), fill=(0, 0, 0))
+                draw.text((x + 1 - label[0], y + 1 - label[1]), str(n + 1), fill=colours[n], font=font)
+                break
     if predicted is None and target is None:
         return picture
-    strip = max(14, 4 * zoom + 4)
+    font = _font(label_font_size(zoom) + 2)
+    text = f"pred {predicted}  true {target}"
+    text_box = ImageDraw.Draw(picture).textbbox((0, 0), text, font=font)
+    strip = text_box[3] - text_box[1] + 8
     captioned = Image.new("RGB", (picture.width, picture.height + strip), (0, 0, 0))
-    captioned.paste(picture, (0, 0))
+    captioned.paste(picture, (0, 0))  # the boxes were clipped to the image: none runs into the strip
     colour = (80, 220, 80) if predicted == target else (255, 80, 80)
-    ImageDraw.Draw(captioned).text((2, picture.height + 1), f"pred {predicted}  true {target}", fill=colour, font=_font(strip - 4))
+    ImageDraw.Draw(captioned).text((3, picture.height + 4 - text_box[1]), text, fill=colour, font=font)
     return captioned
 
 

@@ -119,9 +119,39 @@ def test_caption_attention_panel_outlines_the_attended_cell():
 
     image = torch.zeros(3, 8, 8)  # a 2x2 grid of 4x4 cells, drawn at zoom 1
     row = draw_caption_attention(image, ["red", "circle"], [(0, 0), (1, 1)], (2, 2), zoom=1)
-    assert row.size == (3 * 10, 8 + 14)
+    assert row.size == (3 * 10, 8 + 20)  # the word strip
     first, second = 10, 20  # panels start after the plain image (8 px + 2 px gap)
     assert row.getpixel((first + 0, 0)) == HIGHLIGHT and row.getpixel((first + 3, 3)) == HIGHLIGHT
     assert row.getpixel((first + 6, 6)) != HIGHLIGHT  # the other cells are not outlined
     assert row.getpixel((second + 4, 4)) == HIGHLIGHT and row.getpixel((second + 7, 7)) == HIGHLIGHT
     assert row.getpixel((second + 1, 1)) != HIGHLIGHT
+
+
+def _ink(picture, box):
+    """The colours in a region of a picture, black left out."""
+    return {picture.getpixel((x, y)) for x in range(box[0], box[2]) for y in range(box[1], box[3])} - {(0, 0, 0)}
+
+
+def test_caption_rows_label_the_image_and_show_the_reference():
+    from ram_lightning.caption_pictures import draw_caption_attention
+
+    image = torch.zeros(3, 32, 32)
+    plain = draw_caption_attention(image, ["red"], [(0, 0)], (2, 2), zoom=2)
+    row = draw_caption_attention(image, ["red"], [(0, 0)], (2, 2), zoom=2, reference=["a", "red", "circle"])
+    assert row.height == plain.height + 20  # one more line: the reference caption
+    assert _ink(plain, (0, 64, 60, plain.height)) - {(255, 255, 255)}  # "image" under the first column
+    assert (0, 0, 160) in _ink(row, (0, plain.height, row.width, row.height))  # the reference, in blue
+
+
+def test_glimpse_boxes_stay_in_their_panel_and_numbers_are_legible():
+    from ram_lightning.glimpse_pictures import clip_box, label_font_size
+
+    assert clip_box((-5, -5, 10, 10), (20, 20)) == (0, 0, 10, 10)
+    assert clip_box((15, 15, 40, 40), (20, 20)) == (15, 15, 19, 19) and clip_box((25, 0, 30, 5), (20, 20)) is None
+    assert label_font_size(3) >= 14
+    # the widest patch of a glimpse at the bottom-right corner, on a 20x20 image, zoom 3
+    picture = draw_glimpses(torch.zeros(1, 20, 20), torch.tensor([[1.0, 1.0]]), None, 4, 3, predicted=1, target=1, zoom=3)
+    red, dim_red = glimpse_colours(1)[0], tuple(round(0.65 * c) for c in glimpse_colours(1)[0])
+    assert {red, dim_red} & _ink(picture, (0, 59, 60, 60))  # the boxes are closed at the image's last row
+    assert not {red, dim_red} & _ink(picture, (0, 60, 60, picture.height))  # and never run into the class line
+    assert picture.getpixel((59, 0)) == (0, 0, 0) and picture.getpixel((59, 40)) == dim_red  # clipped, not wrapped
