@@ -167,14 +167,16 @@ class CaptionDataModule(pl.LightningDataModule):
 
     def _cached_features(self, samples: dict[str, list], load: Callable[[Any], torch.Tensor]):
         """Features of the frozen encoder ``cache_features`` for every image, computed once into
-        ``feature_cache_dir`` (keyed by image id, encoder and image size); items then carry
+        ``feature_cache_dir`` (keyed by image id, encoder, image size and a digest of the encoder's
+        weights); items then carry
         ``features`` [L, D] instead of images. Returns (samples keyed by image id, loader)."""
-        from datamodules.feature_cache import FeatureCache
+        from datamodules.feature_cache import FeatureCache, weights_digest
         from ram_lightning.core.image_encoder import build_grid_encoder
 
-        cache = FeatureCache(self.feature_cache_dir, self.cache_features, self.image_hw)
+        encoder = build_grid_encoder(self.cache_features)
+        cache = FeatureCache(self.feature_cache_dir, self.cache_features, self.image_hw, weights_digest(encoder))
         source_of = {image_id: source for items in samples.values() for image_id, source, _ in items}
-        computed = cache.fill(list(source_of), lambda image_id: load(source_of[image_id]), build_grid_encoder(self.cache_features),
+        computed = cache.fill(list(source_of), lambda image_id: load(source_of[image_id]), encoder,
                               batch_size=self.batch_size)
         rank_zero_info(f"Features: {self.cache_features} for {len(source_of)} images in {cache.folder} ({computed} computed now)")
         keyed = {split: [(image_id, image_id, captions) for image_id, _, captions in items] for split, items in samples.items()}

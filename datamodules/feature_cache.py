@@ -1,9 +1,10 @@
 """An on-disk cache of a frozen image encoder's feature grids, computed once per image.
 
-Layout: one file per image, ``<directory>/<encoder_name>_<H>x<W>/<image file name>.pt``, holding
-a float tensor [L, D] (L = h*w grid locations in row-major order). The folder name keys the
-features by encoder and input size, so changing either starts a fresh folder instead of mixing
-features. Files are written to a temporary name and renamed, so an interrupted ``fill`` never
+Layout: one file per image, ``<directory>/<encoder_name>_<H>x<W>_<weights>/<image file name>.pt``,
+holding a float tensor [L, D] (L = h*w grid locations in row-major order); ``<weights>`` is
+:func:`weights_digest` of the encoder (12 hex digits of a sha256 over its state dict). The folder
+name keys the features by encoder, input size and weights, so changing any of them starts a
+fresh folder instead of mixing features. Files are written to a temporary name and renamed, so an interrupted ``fill`` never
 leaves a half-written file under the final name.
 
 Corrupt files: ``get`` raises :class:`~ram_lightning.errors.DataError` naming the file (delete
@@ -28,6 +29,26 @@ from ram_lightning.errors import DataError, UserError
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
 
 
+def weights_digest(module: nn.Module) -> str:
+    """12 hex digits of a sha256 over ``module``'s state dict (names, dtypes, shapes and values,
+    buffers included): the same for the same weights, whatever the device.
+
+    >>> a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    >>> weights_digest(a) == weights_digest(b)
+    False
+    >>> b.load_state_dict(a.state_dict())
+    <All keys matched successfully>
+    >>> weights_digest(a) == weights_digest(b), len(weights_digest(a))
+    (True, 12)
+    """
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        tensor = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:12]
+
+
 def _size(image_size: Union[int, Sequence[int]]) -> Tuple[int, int]:
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
@@ -46,10 +67,13 @@ class FeatureCache:
             digits, ``.``, ``_`` and ``-`` only.
         image_size: (H, W) (or one int for square) of the images fed to the encoder; ``fill``
             refuses images of another size.
+        weights: :func:`weights_digest` of the encoder, part of the folder name; ``fill``
+            refuses an encoder with other weights. None: no weights in the key (only for
+            encoders that have none).
     """
 
     def __init__(self, directory: Union[str, os.PathLike], encoder_name: str,
-                 image_size: Union[int, Sequence[int]] = (224, 224)) -> None:
+                 image_size: Union[int, Sequence[int]] = (224, 224), weights: Optional[str] = None) -> None:
         if not _SAFE_NAME.fullmatch(encoder_name):
             raise UserError(
                 f"FeatureCache: encoder_name {encoder_name!r} must be letters, digits, '.', '_' or '-' "
@@ -59,7 +83,10 @@ class FeatureCache:
         self.image_size = _size(image_size)
         height, width = self.image_size
         self.root = Path(directory)
-        self.folder = self.root / f"{encoder_name}_{height}x{width}"
+        if weights is not None and not re.fullmatch(r"[0-9a-f]{12}", weights):
+            raise UserError(f"FeatureCache: weights must be weights_digest(encoder), 12 hex digits; got {weights!r}")
+        self.weights = weights
+        self.folder = self.root / (f"{encoder_name}_{height}x{width}" + (f"_{weights}" if weights else ""))
 
     def path(self, image_id: str) -> Path:
         """The file of ``image_id``: the id itself when it is a plain file name, else a hash."""
@@ -135,6 +162,11 @@ class FeatureCache:
         """
         if batch_size < 1:
             raise UserError(f"FeatureCache.fill: batch_size must be at least 1, got {batch_size}")
+        if self.weights is not None and weights_digest(encoder) != self.weights:
+            raise UserError(
+                f"FeatureCache {self.folder.name}: the encoder's weights (digest {weights_digest(encoder)}) "
+                f"are not the ones this cache is keyed by ({self.weights})"
+            )
         ids = list(dict.fromkeys(str(i) for i in image_ids))
         todo = [i for i in ids if i not in self or (verify and not self._readable(i))]
         if not todo:

@@ -140,6 +140,11 @@ def test_frozen_pretrained_features_are_cached_once_and_train_the_captioner(tmp_
     batch = next(iter(first.train_dataloader()))
     assert "images" not in batch and batch["features"].shape == (4, 4, 1280)  # 64x64 -> 2x2 grid of 1280-d
     assert len(list((tmp_path / "cache").rglob("*.pt"))) == 12  # every image of the three splits, once
+    from datamodules.feature_cache import weights_digest
+    from ram_lightning.core.image_encoder import build_grid_encoder
+
+    (folder,) = (tmp_path / "cache").iterdir()  # keyed by encoder, size and the pretrained weights
+    assert folder.name == f"efficientnet_lite0_64x64_{weights_digest(build_grid_encoder('efficientnet_lite0'))}"
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.pt")}
     data().setup()  # a second run reads the cache
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.pt")} == stamps

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from datamodules.feature_cache import FeatureCache
+from datamodules.feature_cache import FeatureCache, weights_digest
 from ram_lightning.errors import DataError, UserError
 
 
@@ -73,6 +73,23 @@ def test_keyed_by_encoder_name_and_image_size(tmp_path):
     assert bigger.get(IDS[0]).shape == (16, 5)
     assert a.get(IDS[0]).shape == (6, 5)
     assert {p.name for p in tmp_path.iterdir()} == {"conv-a_8x12", "conv-b_8x12", "conv-a_16x16"}
+
+
+def test_keyed_by_a_digest_of_the_encoders_weights(tmp_path):
+    first, retrained = CountingEncoder(seed=0), CountingEncoder(seed=0)
+    assert weights_digest(first) == weights_digest(retrained)  # same weights, same key
+    cache = FeatureCache(tmp_path, "conv", (8, 12), weights_digest(first))
+    assert cache.folder.name == f"conv_8x12_{weights_digest(first)}"
+    cache.fill(IDS[:2], image_of, first, progress=False)
+    with torch.no_grad():
+        next(retrained.parameters()).add_(1.0)  # the same encoder name, other weights
+    assert weights_digest(retrained) != weights_digest(first)
+    other = FeatureCache(tmp_path, "conv", (8, 12), weights_digest(retrained))
+    assert other.folder != cache.folder and other.missing(IDS[:2]) == IDS[:2]  # never mixed
+    with pytest.raises(UserError, match="not the ones this cache is keyed by"):
+        cache.fill(IDS[2:3], image_of, retrained, progress=False)
+    with pytest.raises(UserError, match="12 hex digits"):
+        FeatureCache(tmp_path, "conv", (8, 12), "../x")
 
 
 def test_wrong_image_size_is_refused(tmp_path):
