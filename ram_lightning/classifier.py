@@ -53,6 +53,9 @@ class AttentionClassifier(EstimatorModule):
             that sample from the proposal or use sleep updates).
         label_embedding_size: size of the label embedding q reads.
         inference_lr: learning rate of q's parameters (None: the optimizer's own).
+        inference_location_std: q's own location std (fixed, or initial when learned); None:
+            the policy's ``location_std``.
+        inference_learn_std: whether q learns its std; None: as the policy (``learn_std``).
     """
 
     def __init__(
@@ -78,6 +81,8 @@ class AttentionClassifier(EstimatorModule):
         inference_hidden: int = 256,
         label_embedding_size: int = 32,
         inference_lr: Optional[float] = None,
+        inference_location_std: Optional[float] = None,
+        inference_learn_std: Optional[bool] = None,
     ) -> None:
         super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/error")
         self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
@@ -100,8 +105,12 @@ class AttentionClassifier(EstimatorModule):
         self.inference: Optional[InferenceNetwork] = None
         if self.estimator.sample_from == "proposal" or self.estimator.sleep_samples > 0:
             self.label_embedding = nn.Embedding(num_classes, label_embedding_size)
+            q_std = location_std if inference_location_std is None else inference_location_std
+            q_learn_std = learn_std if inference_learn_std is None else inference_learn_std
+            if q_std <= 0:
+                raise UserError(f"AttentionClassifier: inference_location_std must be > 0, got {q_std}")
             self.inference = InferenceNetwork(
-                hidden_size, label_embedding_size, inference_hidden, self.core.num_scales, location_std, learn_std,
+                hidden_size, label_embedding_size, inference_hidden, self.core.num_scales, q_std, q_learn_std,
             )
         # Error rates as means of 0/1 mistakes: torchmetrics sums them across DDP processes.
         # keys "{split}_error" (first sample) and "{split}_error_avg" (M-sample average)
