@@ -38,7 +38,7 @@ import torch  # noqa: E402
 
 from benchmarks.lab.plot import plot_bands  # noqa: E402
 from benchmarks.lab.report import gradient_table, group_by_label, mean_sd, summary_table, verdicts  # noqa: E402
-from benchmarks.lab.train import run_one, time_updates  # noqa: E402
+from benchmarks.lab.train import make_data, run_one, time_updates  # noqa: E402
 from benchmarks.lab.variants import Variant, make_estimator, parse_assignments, parse_variant  # noqa: E402
 from ram_lightning.errors import UserError  # noqa: E402
 
@@ -110,7 +110,20 @@ def checked_settings(args: argparse.Namespace):
     model_args = parse_assignments(args.model_args, "--model-args")
     for variant in variants:
         make_estimator(variant, budget["num_samples"])  # unknown names and options fail here, before any run
+    if not args.time_only:
+        make_data(budget, args.data_dir, args.source).prepare_data()  # missing MNIST fails here, before any run
     return budget, variants, model_args, targets
+
+
+GPU_MEMORY_PER_RUN = 4 * 2**30  # generous: a gpu-budget run (B=128, K=5) peaks well below this
+
+
+def worker_limit(accelerator: str) -> Optional[int]:
+    """How many runs fit on the GPU at once (free memory / GPU_MEMORY_PER_RUN), or None off GPUs."""
+    if accelerator not in ("auto", "gpu", "cuda") or not torch.cuda.is_available():
+        return None
+    free, _ = torch.cuda.mem_get_info()
+    return max(1, free // GPU_MEMORY_PER_RUN)
 
 
 def _init_worker(threads: int) -> None:
@@ -120,7 +133,7 @@ def _init_worker(threads: int) -> None:
 def run_all(jobs: List[tuple], budget: dict, model_args: dict, args: argparse.Namespace, out: Path) -> List[dict]:
     """Every (variant, seed) run, the budget's ``jobs`` at a time (each in a process with an
     equal share of the CPU threads); results.json rewritten after each."""
-    workers = min(budget["jobs"], len(jobs))
+    workers = min(budget["jobs"], len(jobs), worker_limit(args.accelerator) or len(jobs))
     # each run's share of the suite's training time: the runs go ``workers`` at a time
     cap = None if args.max_minutes is None else args.max_minutes * workers / len(jobs)
     common = (budget, model_args, args.data_dir, args.source, args.accelerator, cap)

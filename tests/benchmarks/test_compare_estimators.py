@@ -74,3 +74,21 @@ def test_verdicts_follow_twice_the_standard_error():
 def test_updates_to_reach_a_target():
     curve = [{"update": 100, "val_error": 0.5}, {"update": 200, "val_error": 0.19}, {"update": 300, "val_error": 0.25}]
     assert updates_to_reach(curve, 0.2) == 200 and updates_to_reach(curve, 0.1) is None
+
+
+def test_contrast_compares_runs_of_one_estimator_at_one_update(tmp_path):
+    from benchmarks.lab.contrast import contrast
+
+    def write(folder, label, model_args, errors):
+        folder.mkdir()
+        runs = [{"label": label, "estimator": label.split(":")[0], "seed": s, "model_args": model_args,
+                 "curve": [{"update": 300, "val_error": 0.9}, {"update": 600, "val_error": e}]} for s, e in enumerate(errors)]
+        (folder / "results.json").write_text(json.dumps(runs))
+
+    write(tmp_path / "suite", "wake_sleep", {}, [0.50, 0.52, 0.48])
+    write(tmp_path / "ablation", "wake_sleep", {"detach_policy_input": True}, [0.30, 0.31, 0.29])
+    text = contrast([tmp_path / "suite", tmp_path / "ablation"], 600)
+    assert "| wake_sleep (suite) | 3 | 50.00 ± 2.00% |" in text
+    assert "wake_sleep [detach_policy_input=True] (ablation) ahead of wake_sleep (suite) by 20.00" in text
+    with pytest.raises(SystemExit, match="did not validate at update 450"):
+        contrast([tmp_path / "suite"], 450)
