@@ -18,7 +18,7 @@ declare -A ablation=(
   [a_detach_rest]="--estimators wake_sleep_cv vimco --model-args detach_policy_input=true"
   [c_wake_sleep_k20]="--estimators wake_sleep:num_samples=20"
 )
-order=(a_detach b_control_variates d_sleep d_q_lr d_q_learned_std e_reward_correct f_no_exploration a_detach_rest c_wake_sleep_k20)
+order=(a_detach b_control_variates d_q_learned_std d_sleep d_q_lr e_reward_correct f_no_exploration a_detach_rest c_wake_sleep_k20)
 [ $# -gt 0 ] && order=("$@")
 for name in "${order[@]}"; do
   [ -n "${ablation[$name]:-}" ] || { echo "ablations.sh: error: unknown ablation $name (known: ${!ablation[*]})" >&2; exit 2; }
