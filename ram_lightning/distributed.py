@@ -17,9 +17,21 @@ import torch
 from ram_lightning.seeds import mix_seed
 
 
+def stream_seed(seed: int, *words: int) -> int:
+    """A 63-bit seed for the random stream named by ``words`` (e.g. rank, step) of a run seeded
+    with ``seed``: distinct streams for distinct words, the same ones on every run
+    (:func:`ram_lightning.seeds.mix_seed`, the project's one seeding scheme)."""
+    return mix_seed(seed, *words)
+
+
 def rank_seed(seed: int, rank: int) -> int:
     """A 63-bit seed for process ``rank`` of a run seeded with ``seed`` (distinct per rank)."""
     return mix_seed(seed, rank)
+
+
+def run_seed() -> int:
+    """The run's base seed: ``PL_GLOBAL_SEED`` (set by ``seed_everything``), else torch's initial seed."""
+    return int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
 
 
 def seed_rank_stream(rank: int, world_size: int) -> None:
@@ -30,8 +42,7 @@ def seed_rank_stream(rank: int, world_size: int) -> None:
     """
     if world_size <= 1:
         return
-    base = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
-    torch.manual_seed(rank_seed(base, rank))
+    torch.manual_seed(rank_seed(run_seed(), rank))
 
 
 class RankSeeds(pl.Callback):

@@ -1,6 +1,7 @@
 """The one way this project derives seeds: :func:`mix_seed` (splitmix64), a well-spread seed for
-item ``index`` of a stream fixed by ``seed``. It fixes the validation and test images, the
-synthetic caption splits, and each DDP rank's random stream."""
+the item or stream named by some integers within a set fixed by ``seed``. It fixes the validation
+and test images, the synthetic caption splits, each DDP rank's random stream and the private
+evaluation streams (``ram_lightning.distributed.stream_seed``)."""
 from __future__ import annotations
 
 _MASK64 = (1 << 64) - 1
@@ -13,10 +14,15 @@ def _splitmix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def mix_seed(seed: int, index: int) -> int:
-    """A well-spread 63-bit seed for item ``index`` of a set fixed by ``seed``.
+def mix_seed(seed: int, *words: int) -> int:
+    """A well-spread 63-bit seed for the item or stream named by ``words`` (an index; or e.g.
+    rank, stage, step) of a set fixed by ``seed``; each word is mixed in turn.
 
     >>> mix_seed(0, 1) == mix_seed(0, 1) != mix_seed(0, 2)
     True
+    >>> mix_seed(0, 1, 2) == mix_seed(mix_seed(0, 1), 2)
+    True
     """
-    return _splitmix64(_splitmix64(seed & _MASK64) ^ (index & _MASK64)) >> 1
+    for word in words:
+        seed = _splitmix64(_splitmix64(seed & _MASK64) ^ (word & _MASK64)) >> 1
+    return seed
