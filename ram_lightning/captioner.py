@@ -20,7 +20,7 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
+from estimators import Estimator, EstimatorOutput, SampleTerms
 from ram_lightning.bleu import CorpusBLEU
 from ram_lightning.core.caption_decoder import HardAttentionDecoder
 from ram_lightning.core.caption_inference import CaptionInferenceNetwork
@@ -92,14 +92,11 @@ class AttentionCaptioner(EstimatorModule):
         self.encoder = build_grid_encoder(encoder, self.image_shape[0], encoder_channels)
         features = self.encoder.feature_size
         self.decoder = HardAttentionDecoder(len(self.vocabulary), features, embedding_size, hidden_size, attention_size, dropout)
-        self.estimator = get_estimator(estimator)
-        if self.estimator.sleep_samples > 0:
-            raise UserError("AttentionCaptioner: sleep updates of q (sleep_fraction > 0) are not supported for captions; set sleep_fraction: 0")
-        self.baseline = nn.Linear(features, 1) if self.estimator.needs_baseline else None
-        self.inference: Optional[CaptionInferenceNetwork] = None
-        if self.estimator.sample_from == "proposal":
-            self.inference = CaptionInferenceNetwork(len(self.vocabulary), features, hidden_size, inference_embedding,
-                                                     inference_hidden, attention_size)
+        self.build_estimator_heads(
+            estimator, supports_sleep=False, baseline=lambda: nn.Linear(features, 1),
+            inference=lambda: CaptionInferenceNetwork(len(self.vocabulary), features, hidden_size, inference_embedding,
+                                                      inference_hidden, attention_size),
+        )
         self.bleu = nn.ModuleDict({split: CorpusBLEU() for split in ("val", "test")})
 
     # ----------------------------------------------------------------- maths
@@ -129,10 +126,8 @@ class AttentionCaptioner(EstimatorModule):
         if train and self.estimator.sample_from == "proposal":
             proposal = self.inference.proposal(features, batch["captions"], batch["lengths"], num_samples)
         rollout = self.decoder.teacher_forced(features, batch["captions"], self.pad_id, num_samples, proposal, generator)
-        baseline = None
-        if self.baseline is not None:
-            baseline = self.baseline(rollout.summary.detach()).expand(-1, num_samples)
-        return SampleTerms(rollout.log_likelihood, rollout.log_prior, rollout.log_proposal, baseline, entropy=rollout.entropy)
+        return self.sample_terms_from(log_likelihood=rollout.log_likelihood, log_prior=rollout.log_prior,
+                                      log_proposal=rollout.log_proposal, baseline_input=rollout.summary, entropy=rollout.entropy)
 
     def grid_features(self, batch: Dict[str, Any]) -> Tensor:
         """[B, L, D]: the batch's precomputed ``features``, else the encoder on its ``images``."""

@@ -27,7 +27,7 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
+from estimators import Estimator, EstimatorOutput, SampleTerms
 from ram_lightning.core import AttentionCore, InferenceNetwork, Rollout
 from ram_lightning.errors import UserError
 from ram_lightning.estimator_module import EstimatorModule, default_optimizer
@@ -110,20 +110,18 @@ class AttentionClassifier(EstimatorModule):
             detach_policy_input,
         )
         self.head = nn.Linear(hidden_size, num_classes)
-        self.estimator = get_estimator(estimator)
-        # b(I): reads the context features (detached), so training it never moves the core.
-        self.baseline = nn.Sequential(nn.Linear(hidden_size, 1)) if self.estimator.needs_baseline else None
-        self.label_embedding: Optional[nn.Embedding] = None
-        self.inference: Optional[InferenceNetwork] = None
-        if self.estimator.sample_from == "proposal" or self.estimator.sleep_samples > 0:
+        self.label_embedding: Optional[nn.Embedding] = None  # what q reads of the label (built with q)
+
+        def inference() -> InferenceNetwork:
             self.label_embedding = nn.Embedding(num_classes, label_embedding_size)
             q_std = location_std if inference_location_std is None else inference_location_std
             q_learn_std = learn_std if inference_learn_std is None else inference_learn_std
             if q_std <= 0:
                 raise UserError(f"AttentionClassifier: inference_location_std must be > 0, got {q_std}")
-            self.inference = InferenceNetwork(
-                hidden_size, label_embedding_size, inference_hidden, self.core.num_scales, q_std, q_learn_std,
-            )
+            return InferenceNetwork(hidden_size, label_embedding_size, inference_hidden, self.core.num_scales, q_std, q_learn_std)
+
+        # b(I) reads the context features (detached), so training it never moves the core.
+        self.build_estimator_heads(estimator, baseline=lambda: nn.Sequential(nn.Linear(hidden_size, 1)), inference=inference)
         # Error rates as means of 0/1 mistakes: torchmetrics sums them across DDP processes.
         # keys "{split}_error" (first sample) and "{split}_error_avg" (M-sample average)
         self.errors = nn.ModuleDict({f"{split}_error": MeanMetric() for split in SPLITS})
@@ -159,14 +157,13 @@ class AttentionClassifier(EstimatorModule):
         log_probs = self.head(rollout.hidden).log_softmax(-1)  # [B, K, C]
         index = targets.long()[:, None, None].expand(-1, num_samples, 1)
         log_likelihood = log_probs.gather(-1, index).squeeze(-1)  # [B, K]
-        baseline = None
-        if self.baseline is not None:
-            baseline = self.baseline(rollout.context.detach()).expand(-1, num_samples)  # [B, K]
         correct = (log_probs.argmax(-1) == targets[:, None]).float()
         sleep = None
         if train and self.estimator.sleep_samples:
             sleep = self.sleep_log_proposal(images, self.estimator.sleep_samples, generator)
-        terms = SampleTerms(log_likelihood, rollout.log_prior, rollout.log_proposal, baseline, correct, rollout.entropy, sleep)
+        terms = self.sample_terms_from(log_likelihood=log_likelihood, log_prior=rollout.log_prior, log_proposal=rollout.log_proposal,
+                                       baseline_input=rollout.context, correct=correct, entropy=rollout.entropy,
+                                       sleep_log_proposal=sleep)  # b(I) reads the context features [B, hidden]
         return terms, log_probs, rollout
 
     def _label_features(self, labels: Tensor, num_samples: int) -> Tensor:

@@ -1,7 +1,9 @@
 """EstimatorModule: what every LightningModule trained by an estimator plug-in shares.
 
 Subclasses (``AttentionClassifier``, ``AttentionCaptioner``) build their networks, set
-``self.estimator``, and implement ``estimator_output(batch)`` and ``gradient_groups()``.
+``self.estimator`` and its heads with ``build_estimator_heads``, build ``SampleTerms`` with
+``sample_terms_from`` (both in ``ram_lightning.estimator_inputs``), and implement
+``estimator_output(batch)`` and ``gradient_groups()``.
 This base class gives them:
 
 - ``log_estimator_output``: logs ``train/loss`` and ``train/<metric>`` after checking that
@@ -27,6 +29,7 @@ from estimators import Estimator, EstimatorOutput
 from estimators.registry import estimator_name
 from ram_lightning.distributed import run_seed, seed_rank_stream, stream_seed
 from ram_lightning.errors import NonFiniteError, UserError
+from ram_lightning.estimator_inputs import EstimatorInputs
 from ram_lightning.finite import first_non_finite
 
 
@@ -38,7 +41,7 @@ def default_optimizer(params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=1e-3)
 
 
-class EstimatorModule(pl.LightningModule):
+class EstimatorModule(EstimatorInputs, pl.LightningModule):
     """Base class; see the module docstring.
 
     Args:
