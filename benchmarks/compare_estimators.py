@@ -39,7 +39,7 @@ import torch  # noqa: E402
 from benchmarks.lab.plot import plot_bands  # noqa: E402
 from benchmarks.lab.report import gradient_table, group_by_label, mean_sd, summary_table, verdicts  # noqa: E402
 from benchmarks.lab.train import make_data, run_one, time_updates  # noqa: E402
-from benchmarks.lab.variants import Variant, make_estimator, parse_assignments, parse_variant  # noqa: E402
+from benchmarks.lab.variants import make_estimator, parse_assignments, parse_variant  # noqa: E402
 from ram_lightning.errors import UserError  # noqa: E402
 
 BUILT_IN = ("reinforce", "vimco", "wake_sleep", "wake_sleep_cv")
@@ -159,13 +159,15 @@ def run_all(jobs: List[tuple], budget: dict, model_args: dict, args: argparse.Na
 
 def diagnostics_table(results: List[dict]) -> str:
     """Markdown: q's KL to p (summed over glimpses), label use and the scale histogram, mean ± sd."""
-    lines = ["| variant | KL(q ‖ p), sum over glimpses | bound on log p(y \| I): true - shuffled labels to q | scale choice (fraction per scale) |",
+    lines = [r"| variant | KL(q ‖ p), sum over glimpses | bound on log p(y \| I): true - shuffled labels to q "
+             "| scale choice (fraction per scale) |",
              "|---|---|---|---|"]
     for label, runs in group_by_label(results).items():
         kl = [sum(r["kl_q_p_per_glimpse"]) for r in runs if r.get("kl_q_p_per_glimpse")]
         gain = [r["label_use"]["gain"] for r in runs if r.get("label_use")]
         hist = [r["scale_histogram"] for r in runs if r.get("scale_histogram")]
-        fmt = lambda values: "-" if not values else "%.3g ± %.2g" % mean_sd(values)
+        def fmt(values):
+            return "-" if not values else "%.3g ± %.2g" % mean_sd(values)
         scales = "-" if not hist else " / ".join("%.2f" % mean_sd([h[i] for h in hist])[0] for i in range(len(hist[0])))
         lines.append(f"| `{label}` | {fmt(kl)} | {fmt(gain)} | {scales} |")
     return "\n".join(lines)

@@ -415,7 +415,8 @@ def benchmark_samples(num_samples: int, args: argparse.Namespace, device: torch.
     flops = counter.get_total_flops()
     by_op = {str(op).replace("aten.", ""): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
     images, targets = batch_tensors
-    forward = analytic_forward_flops(model, lambda: model.estimator(model.sample_terms(images, targets, num_samples)[0]).loss)
+    forward = analytic_forward_flops(  # the lambda runs in here, before the `del model` below
+        model, lambda: model.estimator(model.sample_terms(images, targets, num_samples)[0]).loss)  # noqa: F821
     recorder = GemmRecorder()
     with recorder:
         step()
@@ -613,7 +614,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
             f"\n1-min load average {load_before:.2f} before / {load_after:.2f} after, {os.cpu_count()} CPUs"
             + ("  WARNING: other processes compete for the CPUs; CPU timings are inflated and noisy" if busy else "")
         )
-    print(f"benchmark time {elapsed:.1f} s ({time.perf_counter() - _PROCESS_START:.1f} s with imports); process peak RSS {max_rss:.0f} MiB (whole run, for context)")
+    print(f"benchmark time {elapsed:.1f} s ({time.perf_counter() - _PROCESS_START:.1f} s with imports); "
+          f"process peak RSS {max_rss:.0f} MiB (whole run, for context)")
     report = {"config": header, "results": results, "elapsed_s": elapsed}
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from typing import Dict, Tuple
 
-import torch
 from torch import Tensor
 
 from ram_lightning.errors import UserError

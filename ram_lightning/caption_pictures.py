@@ -63,7 +63,8 @@ class CaptionAttentionPictures(pl.Callback):
 
     def __init__(self, num_images: int = 4, every_n_epochs: int = 1, zoom: int = 2) -> None:
         if num_images < 1 or every_n_epochs < 1 or zoom < 1:
-            raise ValueError(f"CaptionAttentionPictures: num_images, every_n_epochs and zoom must be >= 1, got {num_images}, {every_n_epochs}, {zoom}")
+            raise ValueError(f"CaptionAttentionPictures: num_images, every_n_epochs and zoom must be >= 1, "
+                             f"got {num_images}, {every_n_epochs}, {zoom}")
         self.num_images, self.every_n_epochs, self.zoom = num_images, every_n_epochs, zoom
         self._images: List[Tensor] = []
         self._references: List[Optional[List[str]]] = []  # the first reference caption of each cached image

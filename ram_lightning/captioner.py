@@ -106,12 +106,14 @@ class AttentionCaptioner(EstimatorModule):
         if "features" in batch:
             features = batch["features"]
             if features.dim() != 3 or features.shape[-1] != self.encoder.feature_size:
-                raise UserError(f"expected precomputed features [B, L, {self.encoder.feature_size}] (the encoder's size), got {tuple(features.shape)}")
+                raise UserError(f"expected precomputed features [B, L, {self.encoder.feature_size}] (the encoder's size), "
+                                f"got {tuple(features.shape)}")
             size = features.shape[0]
         else:
             images = batch["images"]
             if images.dim() != 4 or tuple(images.shape[1:]) != self.image_shape:
-                raise UserError(f"expected images of shape [B, {', '.join(map(str, self.image_shape))}] (model.image_shape), got {tuple(images.shape)}")
+                raise UserError(f"expected images of shape [B, {', '.join(map(str, self.image_shape))}] (model.image_shape), "
+                                f"got {tuple(images.shape)}")
             size = images.shape[0]
         if captions.dim() != 2 or captions.shape[0] != size or captions.dtype != torch.long:
             raise UserError(f"expected captions as long ids [B={size}, T], got {captions.dtype} {tuple(captions.shape)}")

@@ -187,7 +187,8 @@ class AttentionClassifier(EstimatorModule):
         )
         return log_q.view(images.shape[0], num_samples)
 
-    def training_output(self, images: Tensor, targets: Tensor, generator: Optional[torch.Generator] = None) -> Tuple[EstimatorOutput, Tensor]:
+    def training_output(self, images: Tensor, targets: Tensor,
+                        generator: Optional[torch.Generator] = None) -> Tuple[EstimatorOutput, Tensor]:
         """The estimator's output on one batch and log p(. | a, I) [B, K, C] of its samples."""
         terms, log_probs, _ = self.sample_terms(images, targets, self.estimator.num_samples, train=True, generator=generator)
         return self.estimator(terms), log_probs

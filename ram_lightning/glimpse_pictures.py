@@ -157,7 +157,8 @@ def picture_grid(pictures: Sequence[Image.Image], columns: int = 4, gap: int = 4
     return grid
 
 
-def render_glimpse_grid(pl_module: pl.LightningModule, images: Tensor, targets: Tensor, zoom: int = 3, columns: int = 4, seed: int = 0) -> Image.Image:
+def render_glimpse_grid(pl_module: pl.LightningModule, images: Tensor, targets: Tensor, zoom: int = 3, columns: int = 4,
+                        seed: int = 0) -> Image.Image:
     """One glimpse sequence per image [B, C, H, W] from ``pl_module.core`` (eval mode, no grad,
     a private random stream seeded with ``seed``), the class from ``pl_module.head``; drawn in a grid."""
     core = pl_module.core
@@ -198,7 +199,8 @@ class GlimpsePictures(pl.Callback):
 
     def __init__(self, num_images: int = 8, every_n_epochs: int = 1, zoom: int = 3, columns: int = 4) -> None:
         if num_images < 1 or every_n_epochs < 1 or zoom < 1 or columns < 1:
-            raise ValueError(f"GlimpsePictures: num_images, every_n_epochs, zoom and columns must be >= 1, got {num_images}, {every_n_epochs}, {zoom}, {columns}")
+            raise ValueError(f"GlimpsePictures: num_images, every_n_epochs, zoom and columns must be >= 1, "
+                             f"got {num_images}, {every_n_epochs}, {zoom}, {columns}")
         self.num_images = num_images
         self.every_n_epochs = every_n_epochs
         self.zoom = zoom

@@ -1,5 +1,4 @@
 """The `ram` command end to end on tiny settings: fit + test, plug-ins, helpful errors."""
-import csv
 import math
 import subprocess
 import sys
@@ -12,84 +11,36 @@ from ram_lightning.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = """
-seed_everything: 1
-trainer:
-  max_epochs: 1
-  accelerator: cpu
-  devices: 1
-  limit_train_batches: 3
-  limit_val_batches: 2
-  limit_test_batches: 2
-  enable_progress_bar: false
-  enable_model_summary: false
-  log_every_n_steps: 1
-  default_root_dir: {root}
-  logger:
-    class_path: pytorch_lightning.loggers.CSVLogger
-    init_args: {{save_dir: {root}, name: tiny}}
-  callbacks:
-    - class_path: pytorch_lightning.callbacks.ModelCheckpoint
-      init_args: {{monitor: val/error, mode: min, save_last: true}}
-model:
-  class_path: ram_lightning.AttentionClassifier
-  init_args:
-    glimpse_size: 6
-    num_patches: 2
-    num_glimpses: 2
-    hidden_size: 16
-    glimpse_hidden: 16
-    glimpse_features: 16
-    context_size: 8
-    eval_samples: 3
-    estimator: {estimator}
-data:
-  class_path: datamodules.TranslatedMNIST
-  init_args:
-    source: rendered
-    canvas_size: 36
-    train_size: 96
-    val_size: 64
-    test_size: 64
-    batch_size: 32
-"""
+@pytest.fixture
+def tiny(tmp_path, tiny_config, write_config):
+    """``tiny(estimator="reinforce", change=None) -> Path``: the tiny config (changed in place
+    by ``change(config)``) written to ``tmp_path``, its run logged under ``tmp_path/tiny``."""
 
+    def make(estimator="reinforce", change=None) -> Path:
+        config = tiny_config(tmp_path, estimator)
+        if change is not None:
+            change(config)
+        return write_config(tmp_path, config)
 
-def write_config(tmp_path: Path, estimator: str = "reinforce", **replace) -> Path:
-    text = TINY.format(root=tmp_path, estimator=estimator)
-    for old, new in replace.items():
-        text = text.replace(old, new)
-    path = tmp_path / "tiny.yaml"
-    path.write_text(text)
-    return path
-
-
-def read_metrics(tmp_path: Path) -> dict:
-    """Last logged value of every metric in the CSV logger's file."""
-    (metrics_file,) = tmp_path.glob("tiny/version_*/metrics.csv")
-    values = {}
-    with open(metrics_file) as handle:
-        for row in csv.DictReader(handle):
-            values.update({key: float(value) for key, value in row.items() if value not in ("", None)})
-    return values
+    return make
 
 
 @pytest.mark.slow
-def test_fit_writes_a_checkpoint_and_ends_with_a_finite_test_error(tmp_path, monkeypatch):
+def test_fit_writes_a_checkpoint_and_ends_with_a_finite_test_error(tmp_path, monkeypatch, tiny, read_metrics):
     monkeypatch.chdir(ROOT)
-    main(["fit", "--config", str(write_config(tmp_path))])
+    main(["fit", "--config", str(tiny())])
     assert list(tmp_path.glob("tiny/version_*/checkpoints/last.ckpt"))
-    metrics = read_metrics(tmp_path)
+    metrics = read_metrics(tmp_path).last
     assert 0.0 <= metrics["test/error"] <= 1.0 and 0.0 <= metrics["test/error_avg3"] <= 1.0
     assert math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["test/log_likelihood"])
 
 
 @pytest.mark.slow
-def test_a_plugin_estimator_from_a_test_module_runs_through_class_path(tmp_path, monkeypatch):
+def test_a_plugin_estimator_from_a_test_module_runs_through_class_path(tmp_path, monkeypatch, tiny, read_metrics):
     monkeypatch.chdir(ROOT)
-    estimator = "{class_path: tests.estimators.custom_plugin.PlainScoreFunction, init_args: {num_samples: 2, weight: 0.5}}"
-    main(["fit", "--config", str(write_config(tmp_path, estimator)), "--test_after_fit", "false"])
-    assert read_metrics(tmp_path)["train/plugin_weight"] == 0.5
+    estimator = {"class_path": "tests.estimators.custom_plugin.PlainScoreFunction", "init_args": {"num_samples": 2, "weight": 0.5}}
+    main(["fit", "--config", str(tiny(estimator)), "--test_after_fit", "false"])
+    assert read_metrics(tmp_path).last["train/plugin_weight"] == 0.5
 
 
 @pytest.mark.slow
@@ -107,16 +58,12 @@ def test_the_console_script_runs_help_and_print_config():
 
 
 @pytest.mark.slow
-def test_wake_sleep_cv_by_name_logs_its_diagnostics_through_the_cli(tmp_path, monkeypatch):
+def test_wake_sleep_cv_by_name_logs_its_diagnostics_through_the_cli(tmp_path, monkeypatch, tiny, read_metrics):
     monkeypatch.chdir(ROOT)
-    probe = (
-        "      init_args: {{monitor: val/error, mode: min, save_last: true}}\n"
-        "    - class_path: ram_lightning.callbacks.GradientVarianceProbe\n"
-        "      init_args: {{every_n_steps: 1, num_draws: 2}}"
-    ).format()
-    config = write_config(tmp_path, "wake_sleep_cv", **{"      init_args: {monitor: val/error, mode: min, save_last: true}": probe})
+    probe = {"class_path": "ram_lightning.callbacks.GradientVarianceProbe", "init_args": {"every_n_steps": 1, "num_draws": 2}}
+    config = tiny("wake_sleep_cv", lambda c: c["trainer"]["callbacks"].append(probe))
     main(["fit", "--config", str(config), "--test_after_fit", "false"])
-    metrics = read_metrics(tmp_path)
+    metrics = read_metrics(tmp_path).last
     for key in ("train/log_marginal", "train/ess", "train/ess_fraction", "grad_var/policy", "grad_var/inference"):
         assert math.isfinite(metrics[key]), key
     assert 1.0 <= metrics["train/ess"] <= 5.0  # K defaults to 5
@@ -141,23 +88,23 @@ def run_expecting_error(capsys, args) -> str:
     return err
 
 
-def test_unknown_estimator_name_is_one_clear_line(tmp_path, capsys, monkeypatch):
+def test_unknown_estimator_name_is_one_clear_line(capsys, monkeypatch, tiny):
     monkeypatch.chdir(ROOT)
-    err = run_expecting_error(capsys, ["fit", "--config", str(write_config(tmp_path, "reinforse"))])
+    err = run_expecting_error(capsys, ["fit", "--config", str(tiny("reinforse"))])
     assert "ram: error: unknown estimator 'reinforse'" in err and "reinforce" in err
 
 
-def test_config_key_that_does_not_exist_is_named(tmp_path, capsys, monkeypatch):
+def test_config_key_that_does_not_exist_is_named(capsys, monkeypatch, tiny):
     monkeypatch.chdir(ROOT)
-    config = write_config(tmp_path, **{"    eval_samples: 3": "    eval_samples: 3\n    num_glimpse: 4"})
+    config = tiny(change=lambda c: c["model"]["init_args"].update(num_glimpse=4))
     err = run_expecting_error(capsys, ["fit", "--config", str(config)])
     assert "num_glimpse" in err
 
 
-def test_missing_data_directory_is_one_clear_line(tmp_path, capsys, monkeypatch):
+def test_missing_data_directory_is_one_clear_line(tmp_path, capsys, monkeypatch, tiny):
     monkeypatch.chdir(ROOT)
     missing = tmp_path / "no_such_dir"
-    config = write_config(tmp_path, **{"    source: rendered": f"    source: mnist\n    download: false\n    data_dir: {missing}"})
+    config = tiny(change=lambda c: c["data"]["init_args"].update(source="mnist", download=False, data_dir=str(missing)))
     err = run_expecting_error(capsys, ["fit", "--config", str(config)])
     assert "ram: error:" in err and str(missing) in err
 
@@ -197,7 +144,7 @@ def test_short_class_names_are_accepted_as_values(monkeypatch, capsys):
     assert printed["data"]["init_args"]["num_distractors"] == 4
 
 
-def test_a_run_starts_without_lightnings_advertisement(tmp_path, monkeypatch, capsys):
+def test_a_run_starts_without_lightnings_advertisement(tiny):
     import logging
 
     seen = []
@@ -210,7 +157,7 @@ def test_a_run_starts_without_lightnings_advertisement(tmp_path, monkeypatch, ca
     lightning_info = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     lightning_info.addHandler(handler)
     try:
-        main(["fit", "--config", str(write_config(tmp_path)), "--trainer.max_steps", "1", "--test_after_fit", "false"])
+        main(["fit", "--config", str(tiny()), "--trainer.max_steps", "1", "--test_after_fit", "false"])
     finally:
         lightning_info.removeHandler(handler)
     assert any(message.startswith("GPU available") for message in seen)  # Lightning's own lines still come

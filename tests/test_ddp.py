@@ -14,7 +14,7 @@ from torch.utils.data.distributed import DistributedSampler
 from datamodules import TranslatedMNIST
 from ram_lightning.cli import build_cli, main
 from ram_lightning.distributed import RankSeeds, rank_seed, seed_rank_stream
-from tests.tiny_run import RAM, ROOT, last_values, metric_keys, subprocess_env, tiny_config, write_config
+from tests.tiny_run import RAM, ROOT, subprocess_env
 
 DDP = ["--config", "configs/trainer/ddp.yaml", "--trainer.accelerator", "cpu", "--trainer.devices", "2"]
 
@@ -67,9 +67,9 @@ def test_the_ddp_fragment_composes_with_a_task_config(monkeypatch, capsys):
     assert trainer["gradient_clip_val"] == 5.0  # the task's own trainer settings are kept
 
 
-def test_the_ram_command_adds_per_rank_seeding_to_any_model(tmp_path, monkeypatch):
+def test_the_ram_command_adds_per_rank_seeding_to_any_model(tmp_path, monkeypatch, tiny_config, write_config):
     monkeypatch.chdir(ROOT)
-    cli = build_cli(["--config", str(write_config(tmp_path / "tiny.yaml", tiny_config(tmp_path)))], run=False)
+    cli = build_cli(["--config", str(write_config(tmp_path, tiny_config(tmp_path)))], run=False)
     assert any(isinstance(callback, RankSeeds) for callback in cli.trainer.callbacks)
 
 
@@ -84,7 +84,7 @@ class RecordStream(pl.Callback):
             torch.save(torch.rand(4), f"{self.prefix}{trainer.global_rank}.pt")
 
 
-def ddp_config(root):
+def ddp_config(root, tiny_config, write_config):
     """The tiny config with sets that split evenly over 2 processes (64 val / 64 test images in
     batches of 16) and glimpses made deterministic (location_std 1e-6; ``ram validate
     --ckpt_path`` takes the model's arguments from the checkpoint, so it is set for training too)."""
@@ -102,44 +102,46 @@ def ram_subprocess(args, timeout: float = 120.0) -> None:
 
 
 @pytest.fixture(scope="module")
-def one_process_run(tmp_path_factory):
+def one_process_run(tmp_path_factory, tiny_config, write_config):
     """The tiny config trained and tested in one process: its folder."""
     root = tmp_path_factory.mktemp("one_process")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(ROOT)
-        main(["fit", "--config", str(ddp_config(root))])
+        main(["fit", "--config", str(ddp_config(root, tiny_config, write_config))])
     return root
 
 
 @pytest.fixture(scope="module")
-def two_process_run(tmp_path_factory):
+def two_process_run(tmp_path_factory, tiny_config, write_config):
     """The same trained and tested by ``ram fit`` on 2 CPU processes (DDP, gloo): its folder."""
     root = tmp_path_factory.mktemp("two_processes")
-    ram_subprocess(["fit", "--config", str(ddp_config(root))] + DDP)
+    ram_subprocess(["fit", "--config", str(ddp_config(root, tiny_config, write_config))] + DDP)
     return root
 
 
 @pytest.mark.slow
-def test_fit_on_two_processes_logs_the_same_metrics_and_ranks_draw_their_own_samples(one_process_run, two_process_run):
-    assert metric_keys(two_process_run) == metric_keys(one_process_run)
+def test_fit_on_two_processes_logs_the_same_metrics_and_ranks_draw_their_own_samples(one_process_run, two_process_run,
+                                                                                     read_metrics):
+    assert read_metrics(two_process_run).keys == read_metrics(one_process_run).keys
     assert list(two_process_run.glob("tiny/version_*/checkpoints/last.ckpt"))
-    assert all(0.0 <= last_values(two_process_run)[key] <= 1.0 for key in ("val/error", "test/error", "test/error_avg3"))
+    assert all(0.0 <= read_metrics(two_process_run).last[key] <= 1.0 for key in ("val/error", "test/error", "test/error_avg3"))
     assert not torch.equal(torch.load(two_process_run / "stream0.pt"), torch.load(two_process_run / "stream1.pt"))
 
 
 @pytest.mark.slow
-def test_validation_and_test_errors_over_two_processes_equal_one_process(two_process_run, tmp_path, monkeypatch):
+def test_validation_and_test_errors_over_two_processes_equal_one_process(two_process_run, tmp_path, monkeypatch, tiny_config,
+                                                                        write_config, read_metrics):
     """The 2-process run's final weights scored again in one process. With deterministic
     glimpses a difference could only come from the samplers or the metric reduction; 64 images
     = 2 processes x 2 batches of 16, so nothing is padded."""
     monkeypatch.chdir(ROOT)
     (checkpoint,) = two_process_run.glob("tiny/version_*/checkpoints/last.ckpt")  # one epoch: = the tested weights
-    two = last_values(two_process_run)
+    two = read_metrics(two_process_run).last
     for split, command in (("val", "validate"), ("test", "test")):
         root = tmp_path / split
         root.mkdir()
-        main([command, "--config", str(ddp_config(root)), "--ckpt_path", str(checkpoint)])
-        one = last_values(root)
+        main([command, "--config", str(ddp_config(root, tiny_config, write_config)), "--ckpt_path", str(checkpoint)])
+        one = read_metrics(root).last
         assert 0.0 < one[f"{split}/error"] < 1.0
         assert two[f"{split}/error"] == one[f"{split}/error"] and two[f"{split}/error_avg3"] == one[f"{split}/error_avg3"]
         assert two[f"{split}/log_likelihood"] == pytest.approx(one[f"{split}/log_likelihood"], rel=1e-5)

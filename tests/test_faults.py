@@ -9,7 +9,7 @@ from estimators import Estimator, EstimatorOutput, register, reinforce_surrogate
 from ram_lightning import AttentionClassifier
 from ram_lightning.cli import main
 from ram_lightning.errors import NonFiniteError
-from tests.tiny_run import ROOT, load_checkpoint, tiny_config, write_config
+from tests.tiny_run import ROOT, load_checkpoint
 
 STEPS_PER_EPOCH = 3  # the tiny config's limit_train_batches
 
@@ -46,7 +46,8 @@ class GoesBad(Estimator):
     ("metric", "a non-finite train/reward (inf)"),
     ("gradient", "a non-finite gradient of "),
 ])
-def test_non_finite_training_stops_with_one_line_and_a_finite_checkpoint(where, what, tmp_path, monkeypatch, capsys):
+def test_non_finite_training_stops_with_one_line_and_a_finite_checkpoint(where, what, tmp_path, monkeypatch, capsys,
+                                                                         tiny_config, write_config):
     monkeypatch.chdir(ROOT)
     estimator = {"class_path": "tests.test_faults.GoesBad", "init_args": {"good_steps": 4, "where": where}}
     config = tiny_config(tmp_path, estimator)

@@ -3,13 +3,11 @@ into a throw-away virtual environment, trains a few batches through `ram fit` by
 dotted class path given as a plain value."""
 import re
 import subprocess
-import sys
 import venv
 
 import pytest
 
-from tests.test_cli import ROOT, write_config
-from tests.tiny_run import subprocess_env
+from tests.tiny_run import ROOT, subprocess_env
 
 
 def readme_recipe() -> tuple:
@@ -27,7 +25,7 @@ def readme_recipe() -> tuple:
 
 
 @pytest.mark.slow
-def test_the_readme_plugin_recipe_works_verbatim_in_a_fresh_folder(tmp_path):
+def test_the_readme_plugin_recipe_works_verbatim_in_a_fresh_folder(tmp_path, tiny_config, write_config):
     files, install = readme_recipe()
     assert set(files) == {"my_package/__init__.py", "pyproject.toml"}
     package = tmp_path / "my-estimator"
@@ -46,7 +44,7 @@ def test_the_readme_plugin_recipe_works_verbatim_in_a_fresh_folder(tmp_path):
     for estimator in ("my_estimator", "my_package.MyEstimator"):
         root = tmp_path / estimator
         root.mkdir()
-        config = write_config(root)
+        config = write_config(root, tiny_config(root))
         run = subprocess.run([python, "-m", "ram_lightning.cli", "fit", "--config", str(config),
                               "--model.init_args.estimator", estimator, "--test_after_fit", "false"],
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

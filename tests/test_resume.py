@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from ram_lightning.cli import main
-from tests.tiny_run import RAM, ROOT, load_checkpoint, subprocess_env, tiny_config, write_config
+from tests.tiny_run import RAM, ROOT, load_checkpoint, subprocess_env
 
 
 STEPS_PER_EPOCH = 4
@@ -55,7 +55,7 @@ class RecordState(pl.Callback):
         torch.save(self.states, self.path)
 
 
-def resume_config(root):
+def resume_config(root, tiny_config, write_config):
     config = tiny_config(root, {"class_path": "estimators.Reinforce", "init_args": {"baseline": "moving_average"}})
     config["trainer"].update(max_epochs=EPOCHS, limit_train_batches=STEPS_PER_EPOCH, limit_val_batches=0, callbacks=[
         {"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
@@ -95,9 +95,9 @@ def run_until_killed(config, root, timeout: float = 60.0) -> dict:
 
 
 @pytest.mark.slow
-def test_a_run_killed_mid_epoch_resumes_where_its_checkpoint_left_off(tmp_path, monkeypatch):
+def test_a_run_killed_mid_epoch_resumes_where_its_checkpoint_left_off(tmp_path, monkeypatch, tiny_config, write_config):
     monkeypatch.chdir(ROOT)
-    config = resume_config(tmp_path)
+    config = resume_config(tmp_path, tiny_config, write_config)
     killed = run_until_killed(config, tmp_path)
     step, epoch = killed["global_step"], killed["epoch"]
     assert step >= KILL_AFTER and step % STEPS_PER_EPOCH != 0, "the checkpoint is from inside an epoch"

@@ -186,7 +186,8 @@ def test_configure_wandb_reads_the_logger_config(clean_env, monkeypatch, capsys)
     calls = no_network_check(monkeypatch)
     csv = Namespace(class_path="pytorch_lightning.loggers.CSVLogger", init_args=Namespace(save_dir="runs"))
     assert configure_wandb(csv) is None and configure_wandb(None) is None and configure_wandb(False) is None
-    wandb_logger = Namespace(class_path="pytorch_lightning.loggers.WandbLogger", init_args=Namespace(save_dir="runs/q", offline=False, mode=None))
+    wandb_logger = Namespace(class_path="pytorch_lightning.loggers.WandbLogger",
+                             init_args=Namespace(save_dir="runs/q", offline=False, mode=None))
     assert configure_wandb([csv, wandb_logger]) == "offline"
     assert "logging offline to runs/q/wandb" in capsys.readouterr().err and calls == []
     forced = {"class_path": "pytorch_lightning.loggers.WandbLogger", "init_args": {"offline": True}}
@@ -211,7 +212,8 @@ def test_every_shipped_config_logs_to_wandb_checkpoints_periodically_and_draws_g
     assert wandb_args["save_dir"] == trainer["default_root_dir"] == f"runs/{csv_args['name']}"
     callbacks = [(entry["class_path"].rsplit(".", 1)[-1], entry.get("init_args", {})) for entry in trainer["callbacks"]]
     best, every_epoch, every_500_steps = [args for name, args in callbacks if name == "ModelCheckpoint"]
-    assert (best["monitor"], best["mode"]) == (("val/bleu4", "max") if captions else ("val/error", "min"))  # first: `ram fit` tests its best
+    # the first checkpoint: `ram fit` tests its best
+    assert (best["monitor"], best["mode"]) == (("val/bleu4", "max") if captions else ("val/error", "min"))
     assert (every_epoch["filename"], every_epoch["enable_version_counter"], every_epoch["every_n_train_steps"]) == ("last", False, None)
     assert (every_500_steps["filename"], every_500_steps["every_n_train_steps"]) == ("last", 500)  # overwrites last.ckpt
     assert not every_500_steps["enable_version_counter"]

@@ -92,7 +92,8 @@ def gradient_table(results: Sequence[dict]) -> str:
         cells = []
         for name in names:
             have = [r["gradients"][name] for r in runs if name in r["gradients"]]
-            cells.append("-" if not have else f"{_pm([g['variance'] for g in have], spec='.3g')} / {_pm([g['snr'] for g in have], spec='.3g')}")
+            cells.append("-" if not have else
+                         f"{_pm([g['variance'] for g in have], spec='.3g')} / {_pm([g['snr'] for g in have], spec='.3g')}")
         lines.append(f"| `{label}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

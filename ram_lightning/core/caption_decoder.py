@@ -129,7 +129,8 @@ class HardAttentionDecoder(nn.Module):
             word_log_prob = logits.log_softmax(-1).gather(-1, words[:, t + 1, None]).squeeze(-1)
             log_likelihood = log_likelihood + mask[:, t] * word_log_prob
             locations.append(location)
-        view = lambda x: None if x is None else x.view(batch, num_samples)
+        def view(x):
+            return None if x is None else x.view(batch, num_samples)
         return CaptionRollout(
             view(log_likelihood), view(log_prior), view(log_proposal), view(entropy),
             torch.stack(locations, 1).view(batch, num_samples, steps), features.mean(1),

@@ -20,7 +20,11 @@ def test_log_prior_scores_exactly_the_locations_the_sensor_used():
         core.policy.scale.bias.copy_(torch.tensor([0.0, 1.0, -1.0]))
     seen = []
     original = core.sensor.extract
-    core.sensor.extract = lambda pyramid, size, locations, scales=None: seen.append((locations, scales)) or original(pyramid, size, locations, scales)
+    def extract(pyramid, size, locations, scales=None):
+        seen.append((locations, scales))
+        return original(pyramid, size, locations, scales)
+
+    core.sensor.extract = extract
     images = torch.rand(4, 1, 24, 20)
     rollout = core.rollout(images, num_samples=3)
     used = torch.stack([loc for loc, _ in seen], dim=2)  # [B, K, N, 2]

@@ -43,7 +43,8 @@ class ToyParameters:
 
 def make_parameters(seed: int = 0, scale: float = 1.5) -> ToyParameters:
     generator = torch.Generator().manual_seed(seed)
-    draw = lambda *shape: (scale * torch.randn(*shape, generator=generator, dtype=torch.float64))
+    def draw(*shape):
+        return scale * torch.randn(*shape, generator=generator, dtype=torch.float64)
     L, C = NUM_LOCATIONS, NUM_CLASSES
     return ToyParameters(draw(L), draw(L, L), draw(L, L, C), draw(L), draw(L, L))
 
