@@ -8,6 +8,7 @@ control-variate coefficients) is saved in checkpoints; the maths lives in pure f
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
@@ -84,6 +85,24 @@ class Estimator(nn.Module):
     """
 
     sample_from: str = "prior"
+
+    def __new__(cls, *args, **kwargs):
+        """Record the constructor's arguments (defaults filled in) as ``_init_args``, so that
+        ``estimators.spec.estimator_spec`` can save the estimator as class path and options."""
+        self = super().__new__(cls)
+        try:
+            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+            bound.apply_defaults()
+        except TypeError:  # __init__ raises the error itself
+            return self
+        init_args = {}
+        for index, (name, value) in enumerate(bound.arguments.items()):
+            kind = inspect.signature(cls.__init__).parameters[name].kind
+            if index == 0 or kind is inspect.Parameter.VAR_POSITIONAL:
+                continue
+            init_args.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})
+        object.__setattr__(self, "_init_args", init_args)
+        return self
 
     def __init__(self, num_samples: int = 1) -> None:
         super().__init__()

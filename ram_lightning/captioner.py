@@ -20,7 +20,7 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
+from estimators import Estimator, EstimatorOutput, SampleTerms, estimator_spec, get_estimator
 from ram_lightning.bleu import CorpusBLEU
 from ram_lightning.core.caption_decoder import HardAttentionDecoder
 from ram_lightning.core.caption_inference import CaptionInferenceNetwork
@@ -72,7 +72,9 @@ class AttentionCaptioner(EstimatorModule):
         inference_lr: Optional[float] = None,
     ) -> None:
         super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/bleu4")
-        self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
+        self.estimator = get_estimator(estimator)
+        estimator = estimator_spec(self.estimator)  # saved as class path + options: checkpoints rebuild it
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.vocabulary = list(vocabulary)
         missing = [token for token in SPECIAL_TOKENS if token not in self.vocabulary]
         if missing:
@@ -85,7 +87,6 @@ class AttentionCaptioner(EstimatorModule):
         self.encoder = build_grid_encoder(encoder, self.image_shape[0], encoder_channels)
         features = self.encoder.feature_size
         self.decoder = HardAttentionDecoder(len(self.vocabulary), features, embedding_size, hidden_size, attention_size, dropout)
-        self.estimator = get_estimator(estimator)
         if self.estimator.sleep_samples > 0:
             raise UserError("AttentionCaptioner: sleep updates of q (sleep_fraction > 0) are not supported for captions; set sleep_fraction: 0")
         self.baseline = nn.Linear(features, 1) if self.estimator.needs_baseline else None

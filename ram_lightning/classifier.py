@@ -27,7 +27,7 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
+from estimators import Estimator, EstimatorOutput, SampleTerms, estimator_spec, get_estimator
 from ram_lightning.core import AttentionCore, InferenceNetwork, Rollout
 from ram_lightning.errors import UserError
 from ram_lightning.estimator_module import EstimatorModule, default_optimizer
@@ -80,7 +80,9 @@ class AttentionClassifier(EstimatorModule):
         inference_lr: Optional[float] = None,
     ) -> None:
         super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/error")
-        self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
+        self.estimator = get_estimator(estimator)
+        estimator = estimator_spec(self.estimator)  # saved as class path + options: checkpoints rebuild it
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         if num_classes < 2:
             raise UserError(f"AttentionClassifier: num_classes must be >= 2, got {num_classes}")
         if eval_samples < 1:
@@ -93,7 +95,6 @@ class AttentionClassifier(EstimatorModule):
             detach_policy_input,
         )
         self.head = nn.Linear(hidden_size, num_classes)
-        self.estimator = get_estimator(estimator)
         # b(I): reads the context features (detached), so training it never moves the core.
         self.baseline = nn.Sequential(nn.Linear(hidden_size, 1)) if self.estimator.needs_baseline else None
         self.label_embedding: Optional[nn.Embedding] = None
