@@ -20,7 +20,7 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from estimators import Estimator, EstimatorOutput, SampleTerms, estimator_spec, get_estimator
+from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
 from ram_lightning.bleu import CorpusBLEU
 from ram_lightning.core.caption_decoder import HardAttentionDecoder
 from ram_lightning.core.caption_inference import CaptionInferenceNetwork
@@ -72,9 +72,9 @@ class AttentionCaptioner(EstimatorModule):
         inference_lr: Optional[float] = None,
     ) -> None:
         super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/bleu4")
+        self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
         self.estimator = get_estimator(estimator)
-        estimator = estimator_spec(self.estimator)  # saved as class path + options: checkpoints rebuild it
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.save_estimator_spec()
         self.vocabulary = list(vocabulary)
         missing = [token for token in SPECIAL_TOKENS if token not in self.vocabulary]
         if missing:

@@ -27,7 +27,7 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from estimators import Estimator, EstimatorOutput, SampleTerms, estimator_spec, get_estimator
+from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
 from ram_lightning.core import AttentionCore, InferenceNetwork, Rollout
 from ram_lightning.errors import UserError
 from ram_lightning.estimator_module import EstimatorModule, default_optimizer
@@ -80,9 +80,9 @@ class AttentionClassifier(EstimatorModule):
         inference_lr: Optional[float] = None,
     ) -> None:
         super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/error")
+        self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
         self.estimator = get_estimator(estimator)
-        estimator = estimator_spec(self.estimator)  # saved as class path + options: checkpoints rebuild it
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.save_estimator_spec()
         if num_classes < 2:
             raise UserError(f"AttentionClassifier: num_classes must be >= 2, got {num_classes}")
         if eval_samples < 1:

@@ -16,8 +16,10 @@ from typing import List, Optional
 
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
 
+from ram_lightning.checkpoint_io import SafeCheckpointIO
 from ram_lightning.distributed import RankSeeds
 from ram_lightning.errors import NonFiniteError, UserError
 from ram_lightning.tracking import configure_wandb
@@ -49,6 +51,15 @@ class RamCLI(LightningCLI):
         ckpt_path = getattr(checkpoint, "best_model_path", "") or None
         rank_zero_info(f"Testing the {'best checkpoint' if ckpt_path else 'final weights'} on the test set")
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+
+    def _instantiate_trainer(self, config: dict, callbacks: list) -> pl.Trainer:
+        """The Trainer, with ``SafeCheckpointIO`` (weights-only loads, atomic saves) unless the
+        config brings a CheckpointIO of its own."""
+        plugins = config.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins.append(SafeCheckpointIO())
+        return super()._instantiate_trainer({**config, "plugins": plugins}, callbacks)
 
     def config_dump_value(self, key: str):
         return self.config.get(self.subcommand, self.config).get(key)

@@ -13,6 +13,7 @@ This base class gives them:
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List, Optional
 
 import pytorch_lightning as pl
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 
 from estimators import Estimator, EstimatorOutput
 from estimators.registry import estimator_name
+from estimators.spec import estimator_spec
 from ram_lightning.distributed import seed_rank_stream
 from ram_lightning.errors import NonFiniteError, UserError
 from ram_lightning.finite import first_non_finite
@@ -60,6 +62,14 @@ class EstimatorModule(pl.LightningModule):
     def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
         """``{"policy": [...], "inference": [...]}``: the parameters of p and (if any) q."""
         raise NotImplementedError
+
+    def save_estimator_spec(self) -> None:
+        """Put ``self.estimator`` in the hyperparameters as class path + options (not the
+        instance), so that ``load_from_checkpoint(path)`` alone rebuilds it."""
+        spec = estimator_spec(self.estimator)
+        self.hparams["estimator"] = spec
+        if getattr(self, "_hparams_initial", None) is not None:
+            self._hparams_initial["estimator"] = spec  # what the loggers record
 
     # ----------------------------------------------------------------- training output
     def log_estimator_output(self, output: EstimatorOutput, batch_size: int) -> Tensor:
@@ -133,3 +143,18 @@ class EstimatorModule(pl.LightningModule):
         if self.lr_scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.lr_scheduler_factory(optimizer), "monitor": self.monitor}}
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None,
+                             weights_only=None, **kwargs):
+        """Lightning's ``load_from_checkpoint``, always with ``weights_only=True`` (URLs too:
+        Lightning's default there would unpickle arbitrary code); an unsafe or unreadable file
+        is a ``CheckpointError`` naming it."""
+        from ram_lightning.checkpoint_io import CheckpointError, load_checkpoint_file
+
+        if weights_only is False:
+            raise CheckpointError(f"checkpoint {checkpoint_path}: weights_only=False loads are not allowed (they can run code)")
+        if isinstance(checkpoint_path, (str, os.PathLike)):
+            load_checkpoint_file(checkpoint_path)  # one clear error for a missing, unsafe or broken file
+        return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, weights_only=True, **kwargs)
