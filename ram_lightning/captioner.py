@@ -52,6 +52,9 @@ class AttentionCaptioner(EstimatorModule):
         inference_lr: q's own learning rate (None: the optimizer's).
     """
 
+    # Given explicitly with --ckpt_path, these win over the checkpoint's (ram_lightning.checkpoint_hparams).
+    CHECKPOINT_OVERRIDABLE = ("beam_size", "max_length")
+
     def __init__(
         self,
         vocabulary: Sequence[str] = SPECIAL_TOKENS,

@@ -55,6 +55,9 @@ class AttentionClassifier(EstimatorModule):
         inference_lr: learning rate of q's parameters (None: the optimizer's own).
     """
 
+    # Given explicitly with --ckpt_path, these win over the checkpoint's (ram_lightning.checkpoint_hparams).
+    CHECKPOINT_OVERRIDABLE = ("eval_samples",)
+
     def __init__(
         self,
         image_shape: Sequence[int] = (1, 60, 60),

@@ -12,16 +12,21 @@ plug-ins installed under the ``ram_lightning.estimators`` entry-point group are 
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import List, Optional
 
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from ram_lightning.checkpoint_io import SafeCheckpointIO
+from ram_lightning.checkpoint_hparams import merge_checkpoint_hparams
+from ram_lightning.checkpoint_io import SafeCheckpointIO, load_checkpoint_file
 from ram_lightning.distributed import RankSeeds
 from ram_lightning.errors import NonFiniteError, UserError
+from ram_lightning.interrupt import SaveOnSignal
+from ram_lightning.run_record import RunRecord, apply_run_record, read_run_record
 from ram_lightning.tracking import configure_wandb
 
 # Errors printed as one line ``ram: error: ...`` with these exit statuses (others keep their traceback).
@@ -40,9 +45,35 @@ class RamCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.vocabulary", "model.init_args.vocabulary", apply_on="instantiate")
 
+    # Lightning's own --ckpt_path values that are not files.
+    SPECIAL_CKPT_PATHS = ("last", "best", "hpc")
+
+    def _parse_ckpt_path(self) -> None:
+        """With ``--ckpt_path``: read the checkpoint once (weights only; a missing, broken or unsafe
+        file is one line), merge its hyperparameters over the config saying every conflict
+        (``ram_lightning.checkpoint_hparams``), and keep its run record for the loggers."""
+        self.run_record = []
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or str(ckpt_path) in self.SPECIAL_CKPT_PATHS or str(ckpt_path).startswith("registry"):
+            return
+        checkpoint = load_checkpoint_file(ckpt_path)
+        self.run_record = read_run_record(checkpoint)
+        model = merge_checkpoint_hparams(checkpoint.get("hyper_parameters", {}), self.config[subcommand].get("model"), ckpt_path)
+        if model is not None:
+            self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+
     def before_instantiate_classes(self) -> None:
-        """Decide W&B's mode (online, or offline said once) before a WandbLogger is built."""
-        configure_wandb(self.config_dump_value("trainer").get("logger"))
+        """Point the loggers at the checkpoint's run (if any); decide W&B's mode (online, or
+        offline said once) before a WandbLogger is built."""
+        logger = self.config_dump_value("trainer").get("logger")
+        for line in apply_run_record(logger, getattr(self, "run_record", []), self.subcommand):
+            rank_zero_info(line)
+        if getattr(self, "run_record", None):  # continuing a run's folder is what we want here
+            for message in ("The dirpath has changed from", "Experiment logs directory .* exists and is not empty",
+                            "Checkpoint directory .* exists and is not empty"):
+                warnings.filterwarnings("ignore", message=message)
+        configure_wandb(logger)
 
     def after_fit(self) -> None:
         if not self.config_dump_value("test_after_fit") or self.trainer.interrupted:
@@ -65,7 +96,9 @@ class RamCLI(LightningCLI):
         return self.config.get(self.subcommand, self.config).get(key)
 
 
-def build_cli(args: Optional[List[str]] = None, run: bool = True) -> RamCLI:
+def build_cli(args: Optional[List[str]] = None, run: bool = True, on_signal: Optional[SaveOnSignal] = None) -> RamCLI:
+    """The CLI; ``on_signal``: the SIGINT/SIGTERM callback (made here if not given)."""
+    on_signal = on_signal or SaveOnSignal(args)
     return RamCLI(
         pl.LightningModule,
         pl.LightningDataModule,
@@ -75,7 +108,7 @@ def build_cli(args: Optional[List[str]] = None, run: bool = True) -> RamCLI:
         run=run,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [RankSeeds()]},  # appended to the config's callbacks
+        trainer_defaults={"callbacks": [RankSeeds(), RunRecord(), on_signal]},  # appended to the config's callbacks
     )
 
 
@@ -94,8 +127,11 @@ def find_user_error(error: BaseException) -> Optional[Exception]:
 def main(args: Optional[List[str]] = None) -> None:
     """Entry point of the ``ram`` console script; user mistakes (exit 2) and diverged training
     (exit 1) print one line, no traceback."""
+    on_signal = SaveOnSignal(args)
     try:
-        build_cli(args)
+        build_cli(args, on_signal=on_signal)
+    except SIGTERMException:  # SIGINT or SIGTERM: the checkpoint is saved and the line printed
+        raise SystemExit(on_signal.exit_status) from None
     except Exception as error:
         user_error = find_user_error(error)
         if user_error is None:

@@ -50,7 +50,7 @@ def last_values(root: Path) -> Dict[str, float]:
 
 
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)  # what ram itself allows
 
 
 def subprocess_env() -> dict:

@@ -1,0 +1,104 @@
+"""A checkpoint's saved hyperparameters against the config: which value is used, said in one line.
+
+``ram test/validate/predict/fit --ckpt_path X`` builds the model from X's hyperparameters
+(Lightning's LightningCLI merges them over the config). Here that merge is made visible:
+
+- a checkpoint of another model class than the config's is a ``UserError`` (one line);
+- where the config or the command line gives a value explicitly (not the class default) that
+  differs from the checkpoint's, one line ``ram: warning: ...`` names the key, both values and
+  the one used. The checkpoint's value is used, since the saved weights were built with it,
+  except for the keys a module lists in ``CHECKPOINT_OVERRIDABLE`` (evaluation settings such
+  as ``eval_samples`` or ``beam_size``), where the explicit value is used.
+"""
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from estimators import get_estimator
+from estimators.spec import _plain, estimator_spec, import_class
+from ram_lightning.errors import UserError
+
+# Filled from the DataModule by the CLI's argument links: never taken from the checkpoint here.
+LINKED = ("image_shape", "num_classes", "vocabulary")
+PRIVATE = ("_instantiator", "_class_path")
+
+
+def _as_dict(value: Any) -> Any:
+    return value.as_dict() if hasattr(value, "as_dict") else value
+
+
+def _normalise(key: str, value: Any) -> Any:
+    value = _as_dict(value)
+    if key == "estimator" and value is not None:
+        try:
+            return estimator_spec(get_estimator(value))
+        except Exception:  # an estimator that cannot be built is reported when the model is
+            return _plain(value)
+    return _plain(value)
+
+
+def _class_defaults(cls: type) -> Dict[str, Any]:
+    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _import_model_class(path: str, where: str) -> type:
+    try:
+        return import_class(path)
+    except UserError:
+        raise UserError(f"{where}: model class {path!r} cannot be imported") from None
+
+
+def merge_checkpoint_hparams(
+    saved: Mapping[str, Any],
+    model_config: Any,
+    ckpt_path: str,
+    warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> Optional[Dict[str, Any]]:
+    """The ``model`` section to merge over the config: ``{"class_path", "init_args"}``, or None.
+
+    Args:
+        saved: the checkpoint's ``hyper_parameters``.
+        model_config: the config's ``model`` (a ``{class_path, init_args}`` Namespace or dict).
+        ckpt_path: for messages.
+        warn: prints one conflict line.
+
+    Raises:
+        UserError: the checkpoint was saved from another model class than the config's.
+    """
+    saved = dict(saved or {})
+    model_config = _as_dict(model_config) or {}
+    config_path = model_config.get("class_path")
+    saved_path = saved.get("_class_path")
+    if not config_path:
+        return None
+    config_class = _import_model_class(config_path, "config")
+    if saved_path is not None and _import_model_class(saved_path, f"checkpoint {ckpt_path}") is not config_class:
+        raise UserError(
+            f"checkpoint {ckpt_path} holds a {saved_path} model, but the config's model is {config_path}; "
+            f"use the config the checkpoint was trained with (or set model.class_path: {saved_path})"
+        )
+    explicit = dict(model_config.get("init_args") or {})
+    defaults = _class_defaults(config_class)
+    overridable = tuple(getattr(config_class, "CHECKPOINT_OVERRIDABLE", ()))
+    merged: Dict[str, Any] = {}
+    for key, value in saved.items():
+        if key in PRIVATE or key in LINKED or key not in defaults and key not in explicit:
+            continue
+        ours, theirs = _normalise(key, explicit.get(key, defaults.get(key))), _normalise(key, value)
+        given = key in explicit and ours != _normalise(key, defaults.get(key, inspect.Parameter.empty))
+        if ours == theirs or not given:
+            merged[key] = value
+            continue
+        use_explicit = key in overridable
+        warn(
+            f"ram: warning: {ckpt_path} was saved with model.{key}={theirs!r}, the config or command line gives "
+            f"{ours!r}; using the {'explicit' if use_explicit else 'checkpoint'} value "
+            f"{ours if use_explicit else theirs!r}"
+            + ("" if use_explicit else " (the saved weights were built with it)")
+        )
+        if not use_explicit:
+            merged[key] = value
+    return {"class_path": config_path, "init_args": merged}

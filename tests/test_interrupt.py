@@ -1,0 +1,78 @@
+"""SIGTERM and SIGINT (real signals to a real ``ram fit`` process) save a resumable checkpoint,
+print one line with the resume command, and the resumed run continues from that step."""
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from ram_lightning.cli import main
+from ram_lightning.interrupt import resume_command
+from tests.test_resume import RecordState, SlowSteps  # noqa: F401  (class paths used in the config)
+from tests.tiny_run import RAM, ROOT, load_checkpoint, subprocess_env, tiny_config, write_config
+
+STEPS_PER_EPOCH, EPOCHS = 4, 6
+
+
+def interrupt_config(root):
+    config = tiny_config(root, {"class_path": "estimators.Reinforce", "init_args": {"baseline": "moving_average"}})
+    config["trainer"].update(max_epochs=EPOCHS, limit_train_batches=STEPS_PER_EPOCH, limit_val_batches=0, callbacks=[
+        {"class_path": "pytorch_lightning.callbacks.ModelCheckpoint", "init_args": {"every_n_train_steps": 2, "save_last": True}},
+        {"class_path": "tests.test_resume.SlowSteps", "init_args": {"seconds": 0.3}},
+        {"class_path": "tests.test_resume.RecordState", "init_args": {"path": str(root / "states.pt")}},
+    ])
+    config["model"]["init_args"]["lr_scheduler"] = {"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {"step_size": 1}}
+    config["data"]["init_args"].update(train_size=32 * STEPS_PER_EPOCH)
+    return write_config(root / "interrupt.yaml", config)
+
+
+def run_and_signal(config, root, signum, timeout: float = 90.0):
+    """Start ``ram fit``, send ``signum`` once a checkpoint of step >= 3 exists; returns (status, output)."""
+    process = subprocess.Popen(RAM + ["fit", "--config", str(config), "--test_after_fit", "false"], cwd=ROOT,
+                               env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            last = next((root / "tiny").glob("version_*/checkpoints/last.ckpt"), None)
+            if last is not None and load_checkpoint(last)["global_step"] >= 3:
+                process.send_signal(signum)
+                break
+            time.sleep(0.05)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_a_checkpoint_says_how_to_resume_and_the_resumed_run_continues(signum, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    config = interrupt_config(tmp_path)
+    status, output = run_and_signal(config, tmp_path, signum)
+    assert status == 128 + signum, output[-3000:]
+    line = output.strip().splitlines()[-1]
+    match = re.fullmatch(rf"Stopped by {signum.name} at step (\d+): checkpoint (\S+); resume with: (.+)", line)
+    assert match, line
+    step, path, command = int(match[1]), match[2], match[3]
+    assert command == resume_command(["fit", "--config", str(config), "--test_after_fit", "false"], path)
+    saved = load_checkpoint(path)
+    assert saved["global_step"] == step and step < EPOCHS * STEPS_PER_EPOCH
+    assert saved["optimizer_states"][0]["state"][0]["step"] == step  # the step in progress was completed, not cut
+
+    main(command.split()[1:])  # the printed command, as the user would run it
+
+    states = torch.load(tmp_path / "states.pt", weights_only=False)
+    assert states["start"]["global_step"] == step and states["start"]["adam"]["step"] == step
+    assert torch.equal(states["start"]["reward_average"], saved["state_dict"]["estimator.reward_average"])
+    assert states["end"]["global_step"] == states["end"]["adam"]["step"] == EPOCHS * STEPS_PER_EPOCH
+    assert len(list((tmp_path / "tiny").glob("version_*"))) == 1  # resumed in the same run folder
+
+
+def test_the_resume_command_replaces_an_earlier_ckpt_path():
+    assert resume_command(["fit", "--config", "a b.yaml", "--ckpt_path", "old.ckpt"], "new.ckpt") == \
+        "ram fit --config 'a b.yaml' --ckpt_path new.ckpt"
+    assert resume_command(["fit", "--ckpt_path=old.ckpt"], "n.ckpt") == "ram fit --ckpt_path n.ckpt"
