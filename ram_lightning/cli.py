@@ -18,7 +18,7 @@ from typing import List, Optional
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ram_lightning.checkpoint_hparams import merge_checkpoint_hparams
@@ -26,7 +26,7 @@ from ram_lightning.checkpoint_io import SafeCheckpointIO, load_checkpoint_file
 from ram_lightning.distributed import RankSeeds
 from ram_lightning.errors import NonFiniteError, UserError
 from ram_lightning.interrupt import SaveOnSignal
-from ram_lightning.run_record import RunRecord, apply_run_record, read_run_record
+from ram_lightning.run_record import RunRecord, apply_run_record, continue_csv_logs, read_run_record
 from ram_lightning.tracking import configure_wandb
 
 # Errors printed as one line ``ram: error: ...`` with these exit statuses (others keep their traceback).
@@ -68,12 +68,18 @@ class RamCLI(LightningCLI):
         offline said once) before a WandbLogger is built."""
         logger = self.config_dump_value("trainer").get("logger")
         for line in apply_run_record(logger, getattr(self, "run_record", []), self.subcommand):
-            rank_zero_info(line)
+            if rank_zero_only.rank == 0:
+                print(line, file=sys.stderr, flush=True)
         if getattr(self, "run_record", None):  # continuing a run's folder is what we want here
             for message in ("The dirpath has changed from", "Experiment logs directory .* exists and is not empty",
                             "Checkpoint directory .* exists and is not empty"):
                 warnings.filterwarnings("ignore", message=message)
         configure_wandb(logger)
+
+    def after_instantiate_classes(self) -> None:
+        super().after_instantiate_classes()
+        if getattr(self, "run_record", None) and getattr(self, "trainer", None) is not None:
+            continue_csv_logs(self.trainer.loggers)
 
     def after_fit(self) -> None:
         if not self.config_dump_value("test_after_fit") or self.trainer.interrupted:

@@ -12,14 +12,18 @@ before they are built:
   same W&B run.
 
 A logger whose ``version`` (or W&B ``id``) the config sets explicitly is left as it is.
+``continue_csv_logs`` makes the CSV logger append to the folder's ``metrics.csv`` (Lightning's
+own writer would delete it).
 """
 from __future__ import annotations
 
+import csv
 import os
 from typing import Any, Dict, List, Optional
 
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 from estimators.spec import class_path
 
@@ -113,3 +117,21 @@ def apply_run_record(logger_config: Any, record: List[Dict[str, Any]], subcomman
         _set(init_args, "version", version if subcommand == "fit" else folder)
         said.append(f"Logging to {os.path.join(save_dir, name or '', folder)} (beside the checkpoint's run)")
     return said
+
+
+class ContinuingExperimentWriter(ExperimentWriter):
+    """Lightning's CSV writer, appending to an existing ``metrics.csv`` instead of deleting it
+    (a resumed run keeps the metrics of the steps before the resume)."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as handle:
+                self.metrics_keys = sorted(next(csv.reader(handle), []))
+
+
+def continue_csv_logs(loggers: List[Any]) -> None:
+    """Give every CSVLogger whose folder already holds a ``metrics.csv`` a writer that appends to it."""
+    for logger in loggers:
+        if isinstance(logger, CSVLogger) and getattr(logger, "_experiment", None) is None:
+            if os.path.isfile(os.path.join(logger.log_dir, ExperimentWriter.NAME_METRICS_FILE)):
+                logger._experiment = ContinuingExperimentWriter(log_dir=logger.log_dir)

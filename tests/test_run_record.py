@@ -1,0 +1,91 @@
+"""A resumed run keeps its folder, best-checkpoint tracking and W&B run; evaluation with
+``--ckpt_path`` logs beside the run; checkpoint hyperparameters never silently beat explicit values."""
+import pytest
+import torch
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
+
+from ram_lightning.checkpoint_hparams import merge_checkpoint_hparams
+from ram_lightning.cli import main
+from ram_lightning.errors import UserError
+from ram_lightning.run_record import apply_run_record, describe_logger
+from tests.tiny_run import ROOT, load_checkpoint, metric_rows, tiny_config, write_config
+
+
+def fit_config(root):
+    config = tiny_config(root)
+    config["trainer"]["callbacks"] = [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                                       "init_args": {"monitor": "val/log_likelihood", "mode": "max", "save_top_k": 2, "save_last": True}}]
+    return write_config(root / "fit.yaml", config)
+
+
+def best_state(checkpoint):
+    (state,) = [v for k, v in checkpoint["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    return state
+
+
+@pytest.mark.slow
+def test_resume_keeps_the_run_folder_and_best_checkpoints_and_evaluation_logs_beside_the_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    config = fit_config(tmp_path)
+    main(["fit", "--config", str(config), "--test_after_fit", "false"])
+    last = next((tmp_path / "tiny").glob("version_*/checkpoints/last.ckpt"))
+    first_best = best_state(load_checkpoint(last))["best_k_models"]
+    main(["fit", "--config", str(config), "--test_after_fit", "false", "--trainer.max_epochs", "2", "--ckpt_path", str(last)])
+    assert [p.name for p in (tmp_path / "tiny").iterdir()] == ["version_0"]
+    state = best_state(load_checkpoint(last))
+    assert load_checkpoint(last)["epoch"] == 1
+    # the two best of both epochs: the first epoch's checkpoint was kept in the ranking across the resume
+    assert set(first_best) <= set(state["best_k_models"]) and len(state["best_k_models"]) == 2
+    scores = [row["val/log_likelihood"] for row in metric_rows(tmp_path) if "val/log_likelihood" in row]
+    assert len(scores) == 2 and float(state["best_model_score"]) == pytest.approx(max(scores))
+    capsys.readouterr()
+    for _ in range(2):  # the same folder each time, not a new version
+        main(["test", "--config", str(config), "--ckpt_path", str(last)])
+    assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["version_0"]
+    lines = (tmp_path / "tiny" / "version_0" / "test" / "metrics.csv").read_text().splitlines()
+    assert lines[0].count("test/error,") == 1 and len(lines) == 3  # one header, one row per `ram test`
+    assert "Logging to " + str(tmp_path / "tiny" / "version_0" / "test") in capsys.readouterr().err
+
+
+def test_a_checkpoint_records_each_logger_and_the_config_is_pointed_back_at_it(tmp_path):
+    wandb = WandbLogger(id="abc123", offline=True, save_dir=str(tmp_path))
+    csv = CSVLogger(save_dir=str(tmp_path), name="tiny", version=3)
+    record = [describe_logger(wandb), describe_logger(csv)]
+    assert record[0]["id"] == "abc123" and record[1]["version"] == 3
+    config = [{"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path), "name": "tiny", "version": None}},
+              {"class_path": "pytorch_lightning.loggers.WandbLogger", "init_args": {"id": None, "version": None}}]
+    lines = apply_run_record(config, record, "fit")
+    assert config[0]["init_args"]["version"] == 3 and config[1]["init_args"]["id"] == "abc123"
+    assert lines == [f"Logging to {tmp_path / 'tiny' / 'version_3'} (beside the checkpoint's run)", "W&B: continuing run abc123"]
+    config[0]["init_args"]["version"] = None
+    apply_run_record(config, record, "predict")
+    assert config[0]["init_args"]["version"] == "version_3/predict"
+
+
+MODEL = {"class_path": "ram_lightning.AttentionClassifier", "init_args": {"hidden_size": 128, "eval_samples": 4, "glimpse_size": 6}}
+SAVED = {"_class_path": "ram_lightning.AttentionClassifier", "hidden_size": 64, "eval_samples": 10, "glimpse_size": 6,
+         "num_patches": 2, "estimator": {"class_path": "estimators.reinforce.Reinforce", "init_args": {"num_samples": 1}}}
+
+
+def test_a_conflict_with_an_explicit_value_is_one_line_naming_key_values_and_winner():
+    lines = []
+    merged = merge_checkpoint_hparams(SAVED, MODEL, "h64.ckpt", lines.append)
+    assert lines == [
+        "ram: warning: h64.ckpt was saved with model.hidden_size=64, the config or command line gives 128; "
+        "using the checkpoint value 64 (the saved weights were built with it)",
+        "ram: warning: h64.ckpt was saved with model.eval_samples=10, the config or command line gives 4; using the explicit value 4",
+    ]
+    assert merged["init_args"]["hidden_size"] == 64 and "eval_samples" not in merged["init_args"]
+    assert merged["init_args"]["num_patches"] == 2  # not given explicitly: the checkpoint's, silently
+
+
+def test_a_checkpoint_of_another_model_class_is_one_line():
+    saved = dict(SAVED, _class_path="ram_lightning.captioner.AttentionCaptioner")
+    with pytest.raises(UserError, match="holds a ram_lightning.captioner.AttentionCaptioner model, but the config's model is ram_lightning.AttentionClassifier"):
+        merge_checkpoint_hparams(saved, MODEL, "c.ckpt")
+
+
+def test_an_estimator_given_by_name_equal_to_the_saved_spec_is_no_conflict():
+    lines = []
+    merge_checkpoint_hparams(SAVED, {**MODEL, "init_args": {"estimator": "reinforce"}}, "x.ckpt", lines.append)
+    assert lines == []
