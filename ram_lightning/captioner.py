@@ -186,8 +186,18 @@ class AttentionCaptioner(EstimatorModule):
         self._log_bleu("test")
 
     def predict_step(self, batch, batch_idx: int) -> Dict[str, list]:
+        """Batch-first predictions of a test batch (``image_ids``, images or ``features``), a
+        folder batch ``{"images", "image": paths}`` or bare images [B, C, H, W]: ``image``,
+        ``caption`` (words joined by spaces), ``tokens`` and ``attended_cells`` ((row, col) of
+        the grid cell attended for each word). Written as JSON lines by ``JsonLinesWriter``."""
         if isinstance(batch, dict):
             decoded = self.decode(batch.get("images"), features=batch.get("features"))
+            ids = batch.get("image_ids", batch.get("image"))
         else:
             decoded = self.decode(batch)
-        return {"captions": [" ".join(tokens) for tokens in decoded["tokens"]], **decoded}
+            ids = None
+        size = len(decoded["tokens"])
+        if ids is None:
+            ids = list(range(batch_idx * size, (batch_idx + 1) * size))
+        return {"image": ids, "caption": [" ".join(tokens) for tokens in decoded["tokens"]],
+                "tokens": decoded["tokens"], "attended_cells": [[list(cell) for cell in cells] for cells in decoded["locations"]]}

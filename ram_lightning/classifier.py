@@ -213,7 +213,21 @@ class AttentionClassifier(EstimatorModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self.model_step(batch, "test")
 
-    def predict_step(self, batch, batch_idx: int) -> Dict[str, Tensor]:
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        probabilities = self(images, self.eval_samples)
-        return {"probabilities": probabilities, "prediction": probabilities.argmax(-1)}
+    def predict_step(self, batch, batch_idx: int) -> Dict[str, object]:
+        """Batch-first predictions of a batch ``{"images": [B, C, H, W], "image": ids}`` (or bare
+        images): ``prediction`` [B] and ``probabilities`` [B, C] from ``eval_samples`` glimpse
+        sequences (as ``forward``); ``locations`` [B, N, 2] and ``scales`` [B, N] (scale factors,
+        or None) of the first sequence. Written as JSON lines by ``JsonLinesWriter``."""
+        ids = None
+        if isinstance(batch, dict):
+            images, ids = batch["images"], batch.get("image")
+        else:
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        self.core.check_images(images)
+        if ids is None:
+            ids = torch.arange(images.shape[0]) + batch_idx * images.shape[0]
+        rollout = self.core.rollout(images, self.eval_samples)
+        probabilities = self.head(rollout.hidden).softmax(-1).mean(1)  # [B, C]
+        scales = None if rollout.scales is None else self.core.scale_values[rollout.scales[:, 0]]  # [B, N]
+        return {"image": ids, "prediction": probabilities.argmax(-1), "probabilities": probabilities,
+                "locations": rollout.locations[:, 0], "scales": scales}

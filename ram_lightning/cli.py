@@ -17,6 +17,7 @@ from typing import List, Optional
 
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -26,6 +27,7 @@ from ram_lightning.checkpoint_io import SafeCheckpointIO, load_checkpoint_file
 from ram_lightning.distributed import RankSeeds
 from ram_lightning.errors import NonFiniteError, UserError
 from ram_lightning.interrupt import SaveOnSignal
+from ram_lightning.prediction_writer import JsonLinesWriter
 from ram_lightning.run_record import RunRecord, apply_run_record, continue_csv_logs, read_run_record
 from ram_lightning.tracking import configure_wandb
 
@@ -98,6 +100,15 @@ class RamCLI(LightningCLI):
             plugins.append(SafeCheckpointIO())
         return super()._instantiate_trainer({**config, "plugins": plugins}, callbacks)
 
+    def after_predict(self) -> None:
+        """Finish W&B (which prints on exit), then say where the predictions are, last."""
+        writer = next((c for c in self.trainer.callbacks if isinstance(c, JsonLinesWriter) and c.path), None)
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
+                logger.experiment.finish()
+        if writer is not None and self.trainer.is_global_zero:
+            print(f"Predictions: {writer.path}", flush=True)
+
     def config_dump_value(self, key: str):
         return self.config.get(self.subcommand, self.config).get(key)
 
@@ -114,7 +125,7 @@ def build_cli(args: Optional[List[str]] = None, run: bool = True, on_signal: Opt
         run=run,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [RankSeeds(), RunRecord(), on_signal]},  # appended to the config's callbacks
+        trainer_defaults={"callbacks": [RankSeeds(), RunRecord(), on_signal, JsonLinesWriter(announce=False)]},  # appended to the config's callbacks
     )
 
 
