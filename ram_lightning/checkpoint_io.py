@@ -55,6 +55,8 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str,
             if not Path(path).is_file():
                 raise CheckpointError(f"{where}: no such file" + (" (it is a directory)" if Path(path).is_dir() else ""))
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except CheckpointError:
+        raise
     except pickle.UnpicklingError as error:
         text = str(error)
         if "Unsupported global" in text:
@@ -64,9 +66,9 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str,
                 f"({name}); checkpoints are never unpickled with code execution"
             ) from None
         detail = text.rsplit("WeightsUnpickler error:", 1)[-1].strip().splitlines()[0] if "WeightsUnpickler" in text else "unpickling failed"
-        raise CheckpointError(f"{where} is not a readable PyTorch checkpoint ({detail})") from None
+        raise CheckpointError(f"{where} is not a PyTorch checkpoint (torch.load: {detail})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
-        raise CheckpointError(f"{where} is not a readable PyTorch checkpoint ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
+        raise CheckpointError(f"{where} is not a PyTorch checkpoint ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
     except OSError as error:  # unreadable file, URL errors (urllib's URLError is an OSError)
         raise CheckpointError(f"{where} cannot be read: {getattr(error, 'strerror', None) or getattr(error, 'reason', None) or error}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:

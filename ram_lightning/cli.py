@@ -30,6 +30,7 @@ from ram_lightning.interrupt import SaveOnSignal
 from ram_lightning.prediction_writer import JsonLinesWriter
 from ram_lightning.run_record import RunRecord, apply_run_record, continue_csv_logs, read_run_record
 from ram_lightning.tracking import configure_wandb
+from ram_lightning.user_errors import as_user_error, check_config_files
 
 # Errors printed as one line ``ram: error: ...`` with these exit statuses (others keep their traceback).
 EXIT_STATUS = {UserError: 2, NonFiniteError: 1}
@@ -130,22 +131,17 @@ def build_cli(args: Optional[List[str]] = None, run: bool = True, on_signal: Opt
 
 
 def find_user_error(error: BaseException) -> Optional[Exception]:
-    """The UserError or NonFiniteError that caused ``error`` (jsonargparse and Lightning wrap
-    exceptions), or None."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, tuple(EXIT_STATUS)):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
+    """The UserError or NonFiniteError behind ``error`` (see ``ram_lightning.user_errors``), or None."""
+    return as_user_error(error)
 
 
 def main(args: Optional[List[str]] = None) -> None:
     """Entry point of the ``ram`` console script; user mistakes (exit 2) and diverged training
     (exit 1) print one line, no traceback."""
     on_signal = SaveOnSignal(args)
+    UserError.last = None
     try:
+        check_config_files(sys.argv[1:] if args is None else args)
         build_cli(args, on_signal=on_signal)
     except SIGTERMException:  # SIGINT or SIGTERM: the checkpoint is saved and the line printed
         raise SystemExit(on_signal.exit_status) from None

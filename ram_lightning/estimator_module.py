@@ -28,6 +28,14 @@ from ram_lightning.errors import NonFiniteError, UserError
 from ram_lightning.finite import first_non_finite
 
 
+def _factory_name(factory: Any) -> str:
+    """The class an optimizer / scheduler factory builds (jsonargparse gives a functools.partial
+    whose first class argument is it)."""
+    args = getattr(factory, "args", ())
+    target = next((a for a in args if isinstance(a, type)), None) or getattr(factory, "func", factory)
+    return f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', type(target).__qualname__)}".lstrip(".")
+
+
 def default_optimizer(params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=1e-3)
 
@@ -139,10 +147,17 @@ class EstimatorModule(pl.LightningModule):
                 {"params": [p for p in self.parameters() if id(p) not in q_ids]},
                 {"params": q_params, "lr": self.inference_lr},
             ]
-        optimizer = self.optimizer_factory(params)
+        try:
+            optimizer = self.optimizer_factory(params)
+        except ValueError as error:  # torch.optim's checks: "Invalid learning rate: -0.001", ...
+            raise UserError(f"model.optimizer ({_factory_name(self.optimizer_factory)}): {error}") from None
         if self.lr_scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.lr_scheduler_factory(optimizer), "monitor": self.monitor}}
+        try:
+            scheduler = self.lr_scheduler_factory(optimizer)
+        except ValueError as error:
+            raise UserError(f"model.lr_scheduler ({_factory_name(self.lr_scheduler_factory)}): {error}") from None
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
 
     # ----------------------------------------------------------------- loading
     @classmethod
