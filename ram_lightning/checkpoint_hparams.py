@@ -29,12 +29,18 @@ def _as_dict(value: Any) -> Any:
     return value.as_dict() if hasattr(value, "as_dict") else value
 
 
-def _normalise(key: str, value: Any) -> Any:
+def _normalise(key: str, value: Any, strict: bool = False) -> Any:
+    """``value`` comparable across forms (an estimator by name or spec -> its full spec).
+
+    With ``strict``, an estimator that cannot be built (say, a plug-in that is not installed)
+    raises its UserError; otherwise it is compared as given."""
     value = _as_dict(value)
     if key == "estimator" and value is not None:
         try:
             return estimator_spec(get_estimator(value))
-        except Exception:  # an estimator that cannot be built is reported when the model is
+        except UserError:
+            if strict:
+                raise
             return _plain(value)
     return _plain(value)
 
@@ -87,7 +93,7 @@ def merge_checkpoint_hparams(
     for key, value in saved.items():
         if key in PRIVATE or key in LINKED or key not in defaults and key not in explicit:
             continue
-        ours, theirs = _normalise(key, explicit.get(key, defaults.get(key))), _normalise(key, value)
+        ours, theirs = _normalise(key, explicit.get(key, defaults.get(key))), _normalise(key, value, strict=True)
         given = key in explicit and ours != _normalise(key, defaults.get(key, inspect.Parameter.empty))
         if ours == theirs or not given:
             merged[key] = value

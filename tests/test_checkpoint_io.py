@@ -111,3 +111,34 @@ def test_a_save_into_a_read_only_folder_keeps_the_previous_checkpoint(tmp_path):
     finally:
         tmp_path.chmod(0o700)
     assert load_checkpoint_file(path)["global_step"] == 5
+
+
+def test_ram_test_with_a_url_to_a_pickle_payload_is_refused_in_one_line(tmp_path, torch_home, monkeypatch, capsys):
+    from ram_lightning.cli import main
+    from tests.tiny_run import ROOT, tiny_config, write_config
+
+    monkeypatch.chdir(ROOT)
+    marker = tmp_path / "code_ran"
+    path = write_payload(tmp_path, marker)
+    config = write_config(tmp_path / "c.yaml", tiny_config(tmp_path))
+    with serve(tmp_path) as base, pytest.raises(SystemExit) as exit_info:
+        main(["test", "--config", str(config), "--ckpt_path", f"{base}/{path.name}"])
+    assert exit_info.value.code == 2 and not marker.exists()
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ram: error:")]
+    assert f"{base}/{path.name} refused" in line
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_fit_stops_with_one_line_and_no_partial_checkpoint(tmp_path, monkeypatch, capsys):
+    from ram_lightning.cli import main
+    from tests.tiny_run import ROOT, tiny_config, write_config
+
+    monkeypatch.chdir(ROOT)
+    config = write_config(tmp_path / "c.yaml", tiny_config(tmp_path))
+    disk_full_after_some_bytes(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--test_after_fit", "false"])
+    assert exit_info.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ram: error:")]
+    assert "could not write checkpoint" in line and "No space left on device" in line
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("*.partial"))

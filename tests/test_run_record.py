@@ -89,3 +89,9 @@ def test_an_estimator_given_by_name_equal_to_the_saved_spec_is_no_conflict():
     lines = []
     merge_checkpoint_hparams(SAVED, {**MODEL, "init_args": {"estimator": "reinforce"}}, "x.ckpt", lines.append)
     assert lines == []
+
+
+def test_a_checkpoint_whose_estimator_plugin_is_not_installed_is_one_line():
+    saved = dict(SAVED, estimator={"class_path": "not_installed_package.MyEstimator", "init_args": {}})
+    with pytest.raises(UserError, match="'not_installed_package.MyEstimator' cannot be imported"):
+        merge_checkpoint_hparams(saved, MODEL, "p.ckpt")
