@@ -135,7 +135,7 @@ class AttentionCaptioner(EstimatorModule):
         return batch["features"] if "features" in batch else self.encoder(batch["images"])
 
     def estimator_output(self, batch: Dict[str, Any]) -> EstimatorOutput:
-        return self.estimator(self.sample_terms(batch, self.estimator.num_samples, train=True))
+        return self.run_estimator(self.sample_terms(batch, self.estimator.num_samples, train=True))
 
     def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
         """The attention policy p and, if any, q (for the gradient-variance probe)."""

@@ -165,7 +165,7 @@ class AttentionClassifier(EstimatorModule):
     def training_output(self, images: Tensor, targets: Tensor) -> Tuple[EstimatorOutput, Tensor]:
         """The estimator's output on one batch and log p(. | a, I) [B, K, C] of its samples."""
         terms, log_probs, _ = self.sample_terms(images, targets, self.estimator.num_samples, train=True)
-        return self.estimator(terms), log_probs
+        return self.run_estimator(terms), log_probs
 
     def estimator_output(self, batch: Tuple[Tensor, Tensor]) -> EstimatorOutput:
         return self.training_output(*batch)[0]

@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from estimators import Estimator, EstimatorOutput
+from estimators import Estimator, EstimatorOutput, SampleTerms
 from estimators.registry import estimator_name
 from estimators.spec import estimator_spec
 from ram_lightning.distributed import seed_rank_stream
@@ -80,6 +80,23 @@ class EstimatorModule(pl.LightningModule):
             self._hparams_initial["estimator"] = spec  # what the loggers record
 
     # ----------------------------------------------------------------- training output
+    def run_estimator(self, terms: SampleTerms) -> EstimatorOutput:
+        """``self.estimator(terms)``; under DDP the processes first agree whether any was given
+        non-finite terms (the estimator's NonFiniteError), so that none is left waiting in the
+        gradient all-reduce while another stops."""
+        error: Optional[NonFiniteError] = None
+        try:
+            output = self.estimator(terms)
+        except NonFiniteError as raised:
+            error = raised
+        if self._trainer is not None and self.trainer.world_size > 1:
+            if self.trainer.strategy.reduce_boolean_decision(error is not None, all=False) and error is None:
+                raise NonFiniteError(f"training stopped at step {self.global_step}: estimator "
+                                     f"{estimator_name(self.estimator)} was given non-finite terms on another process")
+        if error is not None:
+            raise error
+        return output
+
     def log_estimator_output(self, output: EstimatorOutput, batch_size: int) -> Tensor:
         """Check ``output`` is finite, log ``train/loss`` and ``train/<metric>``; returns the loss."""
         self.check_finite_output(output)
