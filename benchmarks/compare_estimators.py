@@ -1,234 +1,220 @@
-"""The comparison the WS-RAM paper is about: reinforce vs wake_sleep vs wake_sleep_cv.
+"""The estimator lab: every estimator on the WS-RAM task, over seeds, with spreads and verdicts.
 
-    python -m benchmarks.compare_estimators --budget cpu     # all three in about 45 min on 2 CPU cores
-    python -m benchmarks.compare_estimators --budget gpu     # the full setting, one GPU
-    python -m benchmarks.compare_estimators --time-only 20   # seconds per update only, interleaved
+    python -m benchmarks.compare_estimators --budget cpu --seeds 3                         # every built-in estimator
+    python -m benchmarks.compare_estimators --estimators reinforce my_estimator --seeds 3    # a plug-in, by name or class path
+    python -m benchmarks.compare_estimators --estimators wake_sleep_cv wake_sleep_cv:prior_coefficient=0
+    python -m benchmarks.compare_estimators --model-args detach_policy_input=true          # a model setting for every run
+    python -m benchmarks.compare_estimators --budget gpu --max-minutes 9 --jobs 12         # the paper's setting, capped
+    python -m benchmarks.compare_estimators --time-only 20                                 # seconds per update only
 
-Trains the three estimators on translated-and-scaled MNIST with the same seed, data stream,
-architecture, optimizer, number of samples K and number of updates, validating every
-``val_every`` updates, then tests each on the 10,000 test images. Writes to ``--out``
-(default ``benchmarks/results/compare_<budget>``):
-
-- ``table.md``: test error (one glimpse sequence, and class probabilities averaged over 10),
-  validation error at every check, training wall-clock per update (validation excluded),
-  the final gradient variance of the policy (and q) parameters on one fixed batch (trace of
-  the covariance over 16 independent draws, ``ram_lightning.metrics``), and the final ESS;
-- ``curves.csv``: estimator, update, training seconds, validation error;
-- ``validation_error.png`` (when matplotlib is installed): validation error against updates
-  and against wall-clock time, one curve per estimator.
-
-Expected if the estimators are right (the paper's Table 1: 3.11%, 1.85%, 1.62% after full
-training): at equal updates wake_sleep_cv <= wake_sleep <= reinforce in error.
+Trains each variant (an estimator, optionally with options: ``name:option=value,...``) from
+each seed on translated-and-scaled MNIST with the same architecture, data, optimizer, K and
+number of updates, validating every ``val_every`` updates, then tests on the test set. The
+seed sets the initial weights, the training images and the attention draws; validation and
+test images are the same for every run, and evaluation draws from a private random stream.
+Writes to ``--out`` (default ``benchmarks/results/compare_<budget>``): ``results.json``
+(every run, per seed, updated after each run), ``curves.csv``, ``table.md`` (mean ± sd over
+seeds, updates to reach each target, s / update from interleaved timing, final ESS,
+gradient variance and SNR per module group, q diagnostics, scale histograms, and a verdict
+per pair) and ``validation_error.png`` (mean with a ±1 sd band per variant).
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
 import json
+import multiprocessing
 import os
+import shlex
+import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import List, Optional
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/throughput.py
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # several processes may share the cores
 
-import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
 
-from datamodules import TranslatedScaledMNIST  # noqa: E402
-from estimators import get_estimator  # noqa: E402
-from ram_lightning.callbacks import probe_gradient_variance  # noqa: E402
-from ram_lightning.classifier import AttentionClassifier  # noqa: E402
+from benchmarks.lab.plot import plot_bands  # noqa: E402
+from benchmarks.lab.report import gradient_table, group_by_label, mean_sd, summary_table, verdicts  # noqa: E402
+from benchmarks.lab.train import make_data, run_one, time_updates  # noqa: E402
+from benchmarks.lab.variants import Variant, make_estimator, parse_assignments, parse_variant  # noqa: E402
+from ram_lightning.errors import UserError  # noqa: E402
 
-ESTIMATORS = ("reinforce", "wake_sleep", "wake_sleep_cv")
-
-# The WS-RAM architecture (12x12 retina, 3 patches, 3 scale actions, 6 glimpses) in both
-# budgets; the CPU budget trains fewer updates on smaller batches and validates on fewer images.
-BUDGETS: Dict[str, dict] = {
-    "cpu": dict(updates=3000, batch_size=64, val_every=300, val_size=2000, hidden_size=256),
-    "gpu": dict(updates=60000, batch_size=128, val_every=2000, val_size=5000, hidden_size=256),
+BUILT_IN = ("reinforce", "vimco", "wake_sleep", "wake_sleep_cv")
+COMMON = dict(num_samples=5, learning_rate=1e-3, hidden_size=256)
+BUDGETS = {
+    # 4 estimators x 3 seeds in about an hour on 2 CPU cores (two runs at a time, one thread each)
+    "cpu": dict(COMMON, updates=3000, batch_size=64, val_every=300, val_size=2000, seeds=3, time_steps=10, jobs=2),
+    # the paper's setting on one GPU: every run at once, each in its own process
+    "gpu": dict(COMMON, updates=60000, batch_size=128, val_every=2000, val_size=5000, seeds=3, time_steps=20, jobs=12),
+    # a seconds-long run of every code path (tests, smoke checks); its figures mean nothing
+    "smoke": dict(COMMON, hidden_size=32, updates=4, batch_size=8, val_every=2, val_size=16, seeds=2, time_steps=1,
+                  train_size=64, test_size=16, jobs=1),
 }
-MODEL = dict(glimpse_size=12, num_patches=3, num_glimpses=6, scales=[0.5, 1.0, 2.0], glimpse_hidden=128,
-             glimpse_features=256, context_size=12, location_std=0.1, eval_samples=10)
-NUM_SAMPLES = 5
-LEARNING_RATE = 1e-3
 
 
-class Recorder(pl.Callback):
-    """Training wall-clock (validation excluded) and the validation curve."""
-
-    def __init__(self) -> None:
-        self.train_seconds = 0.0
-        self.curve: List[dict] = []
-        self.last_metrics: Dict[str, float] = {}
-        self._start = 0.0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.train_seconds += time.perf_counter() - self._start
-        self.last_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking:
-            return
-        error = float(trainer.callback_metrics["val/error"])
-        self.curve.append({"update": trainer.global_step, "seconds": self.train_seconds, "val_error": error})
-        print(f"  update {trainer.global_step:6d}  {self.train_seconds:7.1f} s  val/error {error:.4f}", flush=True)
+def fail(message: str) -> None:
+    print(f"compare_estimators: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
-def build_model(name: str, budget: dict, image_shape=(1, 60, 60), num_classes: int = 10) -> AttentionClassifier:
-    """The architecture every estimator is trained with; only the estimator differs."""
-    return AttentionClassifier(
-        image_shape=image_shape, num_classes=num_classes, hidden_size=budget["hidden_size"], **MODEL,
-        estimator=get_estimator(name, num_samples=NUM_SAMPLES),
-        optimizer=lambda params: torch.optim.Adam(params, lr=LEARNING_RATE),
-    )
-
-
-def time_updates(names, budget: dict, steps: int, seed: int) -> Dict[str, float]:
-    """Median seconds of one full update (sample, loss, backward, Adam) per estimator, on one fixed
-    random batch, the estimators interleaved step by step so that machine load hits all alike."""
-    torch.manual_seed(seed)
-    images = torch.rand(budget["batch_size"], 1, 60, 60)
-    targets = torch.randint(0, 10, (budget["batch_size"],))
-    runs = {}
-    for name in names:
-        model = build_model(name, budget).train()
-        runs[name] = (model, model.configure_optimizers())
-    times: Dict[str, List[float]] = {name: [] for name in names}
-    for step in range(steps + 2):
-        for name, (model, optimizer) in runs.items():
-            start = time.perf_counter()
-            model.estimator_output((images, targets)).loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if step >= 2:  # two warm-up steps
-                times[name].append(time.perf_counter() - start)
-    return {name: sorted(values)[len(values) // 2] for name, values in times.items()}
-
-
-def run_one(name: str, budget: dict, data_dir, seed: int, accelerator: str) -> dict:
-    pl.seed_everything(seed, workers=True)
-    data = TranslatedScaledMNIST(data_dir=data_dir, source="mnist", batch_size=budget["batch_size"], seed=seed,
-                                 test_size=budget.get("test_size"))
-    model = build_model(name, budget, data.image_shape, data.num_classes)
-    recorder = Recorder()
-    trainer = pl.Trainer(
-        max_steps=budget["updates"], val_check_interval=budget["val_every"], check_val_every_n_epoch=None,
-        limit_val_batches=budget["val_size"] // budget["batch_size"], num_sanity_val_steps=0,
-        accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder],
-    )
-    print(f"== {name}: {budget['updates']} updates, B={budget['batch_size']}, K={NUM_SAMPLES}", flush=True)
-    trainer.fit(model, datamodule=data)
-    test = trainer.test(model, datamodule=data, verbose=False)[0]
-    model.train()
-    batch = next(iter(data.val_dataloader()))
-    batch = [t.to(model.device) for t in batch]
-    variance = {k: float(v) for k, v in probe_gradient_variance(model, batch, num_draws=16).items()}
-    return {
-        "estimator": name,
-        "test_error": test["test/error"],
-        "test_error_avg10": test["test/error_avg10"],
-        "curve": recorder.curve,
-        "seconds_per_update": recorder.train_seconds / max(trainer.global_step, 1),
-        "grad_var": variance,
-        "ess": recorder.last_metrics.get("train/ess"),
-        "log_marginal": recorder.last_metrics.get("train/log_marginal"),
-    }
-
-
-def write_results(results: List[dict], out: Path, command: str) -> str:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    with open(out / "curves.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["estimator", "update", "train_seconds", "val_error"])
-        for result in results:
-            for point in result["curve"]:
-                writer.writerow([result["estimator"], point["update"], f"{point['seconds']:.2f}", f"{point['val_error']:.4f}"])
-    updates = [p["update"] for p in results[0]["curve"]]
-    fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
-    lines = [
-        f"`{command}`", "",
-        "| estimator | test error | test error (avg 10) | s / update | grad var (policy) | grad var (q) | final ESS (of K=5) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r['estimator']} | {100 * r['test_error']:.2f}% | {100 * r['test_error_avg10']:.2f}% | "
-            f"{r['seconds_per_update']:.3f} | {r['grad_var']['grad_var/policy']:.3g} | "
-            f"{fmt(r['grad_var'].get('grad_var/inference'), '.3g')} | {fmt(r['ess'], '.2f')} |"
-        )
-    lines += ["", "Validation error (%) after N updates:", "",
-              "| estimator | " + " | ".join(str(u) for u in updates) + " |", "|---|" + "---|" * len(updates)]
-    for r in results:
-        lines.append(f"| {r['estimator']} | " + " | ".join(f"{100 * p['val_error']:.2f}" for p in r["curve"]) + " |")
-    table = "\n".join(lines) + "\n"
-    (out / "table.md").write_text(table)
-    plot(results, out / "validation_error.png")
-    return table
-
-
-def plot(results: List[dict], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install matplotlib): no plot written; the curves are in curves.csv")
-        return
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for r in results:
-        updates = [p["update"] for p in r["curve"]]
-        seconds = [p["seconds"] for p in r["curve"]]
-        errors = [100 * p["val_error"] for p in r["curve"]]
-        axes[0].plot(updates, errors, marker="o", label=r["estimator"])
-        axes[1].plot(seconds, errors, marker="o", label=r["estimator"])
-    axes[0].set(xlabel="updates", ylabel="validation error (%)", yscale="log")
-    axes[1].set(xlabel="training wall-clock (s)")
-    axes[0].legend()
-    figure.suptitle("translated-and-scaled MNIST")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    print(f"plot: {path}")
-
-
-def main() -> None:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
+    parser.add_argument("--estimators", nargs="+", default=list(BUILT_IN), metavar="NAME[:OPTION=VALUE,...]",
+                        help="registered names or class paths, each optionally with estimator options")
+    parser.add_argument("--model-args", nargs="+", default=[], metavar="OPTION=VALUE",
+                        help="AttentionClassifier options for every run (e.g. detach_policy_input=true learn_std=true)")
+    parser.add_argument("--seeds", type=int, help="seeds per variant, 0..N-1 (default: the budget's, 3)")
     parser.add_argument("--updates", type=int, help="override the budget's number of updates")
     parser.add_argument("--val-every", type=int, help="override the budget's validation interval")
     parser.add_argument("--test-size", type=int, help="test on the first N test images (default: all 10,000)")
-    parser.add_argument("--estimators", nargs="+", default=list(ESTIMATORS))
+    parser.add_argument("--targets", nargs="+", default=["0.2", "0.1"], help="validation errors to reach (fractions)")
+    parser.add_argument("--max-minutes", type=float, help="cap on the training wall-clock of the whole suite")
+    parser.add_argument("--jobs", type=int, help="runs at a time, each in its own process (default: the budget's)")
     parser.add_argument("--data-dir", default=None, help="MNIST IDX files (default: $RAM_DATA_DIR, else ./data/mnist)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--source", choices=("mnist", "rendered"), default="mnist", help="rendered: offline stand-in digits")
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--time-only", type=int, metavar="STEPS",
-                        help="only time STEPS updates per estimator, interleaved on one batch (seconds per update)")
-    args = parser.parse_args()
+    parser.add_argument("--time-only", type=int, metavar="STEPS", help="only time STEPS updates per variant, interleaved")
+    return parser.parse_args(argv)
+
+
+def checked_settings(args: argparse.Namespace):
+    """(budget, variants, model_args, targets) after checking every input; UserError on bad input."""
     budget = dict(BUDGETS[args.budget])
-    if args.updates:
-        budget["updates"] = args.updates
-    if args.val_every:
-        budget["val_every"] = args.val_every
-    budget["test_size"] = args.test_size
+    for key in ("updates", "val_every", "test_size", "seeds", "jobs"):
+        value = getattr(args, key)
+        if value is not None:
+            if value < 1:
+                raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
+            budget[key] = value
+    if budget["val_every"] > budget["updates"]:
+        raise UserError(f"no validation point: --val-every {budget['val_every']} is more than the {budget['updates']} updates")
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    targets = []
+    for text in args.targets:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0.0 < value < 1.0:
+            raise UserError(f"--targets: a target validation error must be a fraction in (0, 1), e.g. 0.1, got {text!r}")
+        targets.append(value)
+    variants = [parse_variant(spec) for spec in args.estimators]
+    if len({v.label for v in variants}) != len(variants):
+        raise UserError("--estimators: the same variant is given twice")
+    model_args = parse_assignments(args.model_args, "--model-args")
+    for variant in variants:
+        make_estimator(variant, budget["num_samples"])  # unknown names and options fail here, before any run
+    if not args.time_only:
+        make_data(budget, args.data_dir, args.source).prepare_data()  # missing MNIST fails here, before any run
+    return budget, variants, model_args, targets
+
+
+GPU_MEMORY_PER_RUN = 4 * 2**30  # generous: a gpu-budget run (B=128, K=5) peaks well below this
+
+
+def worker_limit(accelerator: str) -> Optional[int]:
+    """How many runs fit on the GPU at once (free memory / GPU_MEMORY_PER_RUN), or None off GPUs."""
+    if accelerator not in ("auto", "gpu", "cuda") or not torch.cuda.is_available():
+        return None
+    free, _ = torch.cuda.mem_get_info()
+    return max(1, free // GPU_MEMORY_PER_RUN)
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def run_all(jobs: List[tuple], budget: dict, model_args: dict, args: argparse.Namespace, out: Path) -> List[dict]:
+    """Every (variant, seed) run, the budget's ``jobs`` at a time (each in a process with an
+    equal share of the CPU threads); results.json rewritten after each."""
+    workers = min(budget["jobs"], len(jobs), worker_limit(args.accelerator) or len(jobs))
+    # each run's share of the suite's training time: the runs go ``workers`` at a time
+    cap = None if args.max_minutes is None else args.max_minutes * workers / len(jobs)
+    common = (budget, model_args, args.data_dir, args.source, args.accelerator, cap)
+    results: List[dict] = []
+
+    def record(result: dict) -> None:
+        results.append(result)
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+
+    if workers == 1:
+        for variant, seed in jobs:
+            record(run_one(variant, seed, *common))
+        return results
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+        futures = [pool.submit(run_one, variant, seed, *common) for variant, seed in jobs]
+        for future in concurrent.futures.as_completed(futures):
+            record(future.result())
+    order = {(v.label, s): i for i, (v, s) in enumerate(jobs)}
+    return sorted(results, key=lambda r: order[(r["label"], r["seed"])])
+
+
+def diagnostics_table(results: List[dict]) -> str:
+    """Markdown: q's KL to p (summed over glimpses), label use and the scale histogram, mean ± sd."""
+    lines = ["| variant | KL(q ‖ p), sum over glimpses | bound on log p(y \| I): true - shuffled labels to q | scale choice (fraction per scale) |",
+             "|---|---|---|---|"]
+    for label, runs in group_by_label(results).items():
+        kl = [sum(r["kl_q_p_per_glimpse"]) for r in runs if r.get("kl_q_p_per_glimpse")]
+        gain = [r["label_use"]["gain"] for r in runs if r.get("label_use")]
+        hist = [r["scale_histogram"] for r in runs if r.get("scale_histogram")]
+        fmt = lambda values: "-" if not values else "%.3g ± %.2g" % mean_sd(values)
+        scales = "-" if not hist else " / ".join("%.2f" % mean_sd([h[i] for h in hist])[0] for i in range(len(hist[0])))
+        lines.append(f"| `{label}` | {fmt(kl)} | {fmt(gain)} | {scales} |")
+    return "\n".join(lines)
+
+
+def write_results(results: List[dict], out: Path, command: str, targets, seconds: dict, title: str) -> str:
+    with open(out / "curves.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["variant", "seed", "update", "train_seconds", "val_error"])
+        for r in results:
+            for p in r["curve"]:
+                writer.writerow([r["label"], r["seed"], p["update"], f"{p['seconds']:.2f}", f"{p['val_error']:.4f}"])
+    capped = [f"{r['label']} seed {r['seed']} ({r['updates']} updates)" for r in results if r["capped"]]
+    text = "\n\n".join([
+        f"`{command}`",
+        summary_table(results, targets, seconds),
+        "Gradient variance / signal-to-noise ratio per module group (final weights, one validation batch, "
+        "16 draws; mean ± sd over seeds):",
+        gradient_table(results),
+        "q and policy diagnostics (final weights):",
+        diagnostics_table(results),
+        "Verdicts on the test error (one glimpse sequence):",
+        "\n".join(f"- {line}" for line in verdicts(results)),
+    ] + ([f"Stopped by --max-minutes before the budget: {', '.join(capped)}"] if capped else [])) + "\n"
+    (out / "table.md").write_text(text)
+    if plot_bands(results, out / "validation_error.png", title):
+        print(f"plot: {out / 'validation_error.png'}")
+    return text
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    try:
+        budget, variants, model_args, targets = checked_settings(args)
+    except UserError as error:
+        fail(str(error))
     if args.time_only:
-        for name, seconds in time_updates(args.estimators, budget, args.time_only, args.seed).items():
-            print(f"{name:15s} {seconds:.3f} s / update (median of {args.time_only}, B={budget['batch_size']}, K={NUM_SAMPLES})")
+        for label, value in time_updates(variants, budget, model_args, args.time_only).items():
+            print(f"{label:40s} {value:.3f} s / update (median of {args.time_only}, B={budget['batch_size']}, K={budget['num_samples']})")
         return
     out = args.out or Path("benchmarks/results") / f"compare_{args.budget}"
-    options = (("budget", args.budget), ("updates", args.updates), ("val_every", args.val_every), ("test_size", args.test_size),
-               ("estimators", " ".join(args.estimators) if list(args.estimators) != list(ESTIMATORS) else None),
-               ("out", args.out))
-    command = "python -m benchmarks.compare_estimators " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options if v)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m benchmarks.compare_estimators " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     started = time.perf_counter()
-    results = [run_one(name, budget, args.data_dir, args.seed, args.accelerator) for name in args.estimators]
-    print(write_results(results, out, command))
+    seconds = time_updates(variants, budget, model_args, budget["time_steps"]) if budget["time_steps"] else {}
+    jobs = [(variant, seed) for variant in variants for seed in range(budget["seeds"])]
+    results = run_all(jobs, budget, model_args, args, out)
+    title = f"translated-and-scaled MNIST, {args.budget} budget, {budget['seeds']} seeds"
+    print(write_results(results, out, command, targets, seconds, title))
     print(f"total {time.perf_counter() - started:.0f} s; results in {out}")
 
 

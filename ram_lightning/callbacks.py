@@ -14,14 +14,17 @@ from ram_lightning.metrics import gradient_draws, gradient_variance
 
 
 class GradientVarianceProbe(pl.Callback):
-    """Every N steps, the variance of the gradient of the policy (and q) parameters.
+    """Every N steps, the variance and signal-to-noise ratio of the gradient, per module group.
 
     Draws the module's training loss ``num_draws`` times on the current batch (fresh attention
-    samples each time) and logs, per parameter group of ``pl_module.gradient_groups()``:
-    ``grad_var/<group>`` (trace of the covariance of the gradient estimate) and
-    ``grad_var_relative/<group>`` (the same over the squared norm of the mean gradient).
-    The probe runs with its own random stream and with the estimator in eval mode (so running
-    averages are not updated): training follows the same path with or without it.
+    samples each time) and logs, per parameter group of ``pl_module.gradient_groups()``
+    (policy, q, top and bottom LSTM, glimpse and context networks, head, baseline):
+    ``grad_var/<group>`` (trace of the covariance of the gradient estimate),
+    ``grad_signal/<group>`` (unbiased estimate of the squared norm of the expected gradient)
+    and ``grad_snr/<group>`` (their ratio; see ``ram_lightning.metrics.gradient_variance``).
+    The probe draws from its own random stream (seeded from the run's seed and the step) and
+    runs the estimator in eval mode (running averages are not updated): training follows the
+    same path with or without it.
 
     Args:
         every_n_steps: probe when ``trainer.global_step`` is a multiple of it.
@@ -41,22 +44,26 @@ class GradientVarianceProbe(pl.Callback):
             pl_module.log(name, value, on_step=True, on_epoch=False, batch_size=1)
 
 
-def probe_gradient_variance(pl_module: pl.LightningModule, batch, num_draws: int) -> dict:
-    """``{"grad_var/<group>": ..., "grad_var_relative/<group>": ...}`` on one batch (see the callback).
+def probe_gradient_variance(pl_module: pl.LightningModule, batch, num_draws: int, generator=None) -> dict:
+    """``{"grad_var/<group>", "grad_signal/<group>", "grad_snr/<group>"}`` on one batch (see the callback).
 
-    ``pl_module`` is an ``EstimatorModule`` (``estimator_output`` and ``gradient_groups``).
+    ``pl_module`` is an ``EstimatorModule`` (``estimator_output``, ``gradient_groups`` and
+    ``private_stream``); ``generator`` defaults to its private "probe" stream.
     """
     device = pl_module.device
+    generator = pl_module.private_stream("probe") if generator is None else generator
+    groups = {name: params for name, params in pl_module.gradient_groups().items() if params}
     estimator_mode = pl_module.estimator.training
     pl_module.estimator.eval()
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
-            draws = gradient_draws(lambda: pl_module.estimator_output(batch).loss, pl_module.gradient_groups(), num_draws)
+            draws = gradient_draws(lambda: pl_module.estimator_output(batch, generator=generator).loss, groups, num_draws)
     finally:
         pl_module.estimator.train(estimator_mode)
     metrics = {}
     for group, values in draws.items():
         summary = gradient_variance(values)
         metrics[f"grad_var/{group}"] = summary["variance"]
-        metrics[f"grad_var_relative/{group}"] = summary["relative"]
+        metrics[f"grad_signal/{group}"] = summary["signal"]
+        metrics[f"grad_snr/{group}"] = summary["snr"]
     return metrics

@@ -118,13 +118,14 @@ class AttentionCaptioner(EstimatorModule):
         if captions.numel() and (captions.min() < 0 or captions.max() >= len(self.vocabulary)):
             raise UserError(f"caption id {int(captions.max())} out of range for a vocabulary of {len(self.vocabulary)} tokens")
 
-    def sample_terms(self, batch: Dict[str, Any], num_samples: int, train: bool = False) -> SampleTerms:
+    def sample_terms(self, batch: Dict[str, Any], num_samples: int, train: bool = False,
+                     generator: Optional[torch.Generator] = None) -> SampleTerms:
         """K attention sequences per caption -> SampleTerms [B, K] (from q when training a proposal estimator)."""
         features = self.grid_features(batch)  # [B, L, D]
         proposal = None
         if train and self.estimator.sample_from == "proposal":
             proposal = self.inference.proposal(features, batch["captions"], batch["lengths"], num_samples)
-        rollout = self.decoder.teacher_forced(features, batch["captions"], self.pad_id, num_samples, proposal)
+        rollout = self.decoder.teacher_forced(features, batch["captions"], self.pad_id, num_samples, proposal, generator)
         baseline = None
         if self.baseline is not None:
             baseline = self.baseline(rollout.summary.detach()).expand(-1, num_samples)
@@ -134,8 +135,8 @@ class AttentionCaptioner(EstimatorModule):
         """[B, L, D]: the batch's precomputed ``features``, else the encoder on its ``images``."""
         return batch["features"] if "features" in batch else self.encoder(batch["images"])
 
-    def estimator_output(self, batch: Dict[str, Any]) -> EstimatorOutput:
-        return self.run_estimator(self.sample_terms(batch, self.estimator.num_samples, train=True))
+    def estimator_output(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None) -> EstimatorOutput:
+        return self.run_estimator(self.sample_terms(batch, self.estimator.num_samples, train=True, generator=generator))
 
     def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
         """The attention policy p and, if any, q (for the gradient-variance probe)."""
@@ -163,7 +164,7 @@ class AttentionCaptioner(EstimatorModule):
     def evaluation_step(self, batch: Dict[str, Any], split: str) -> None:
         self.check_batch(batch)
         size = batch["captions"].shape[0]
-        terms = self.sample_terms(batch, 1)
+        terms = self.sample_terms(batch, 1, generator=self.eval_stream())
         words = (batch["captions"][:, 1:] != self.pad_id).sum().clamp_min(1)
         self.log(f"{split}/nll_per_word", -terms.log_likelihood.sum() / words, batch_size=size)
         self.bleu[split].update(self.decode(batch.get("images"), features=batch.get("features"))["tokens"], batch["references"])

@@ -53,6 +53,9 @@ class AttentionClassifier(EstimatorModule):
             that sample from the proposal or use sleep updates).
         label_embedding_size: size of the label embedding q reads.
         inference_lr: learning rate of q's parameters (None: the optimizer's own).
+        inference_location_std: q's own location std (fixed, or initial when learned); None:
+            the policy's ``location_std``.
+        inference_learn_std: whether q learns its std; None: as the policy (``learn_std``).
     """
 
     # Given explicitly with --ckpt_path, these win over the checkpoint's (ram_lightning.checkpoint_hparams).
@@ -81,6 +84,8 @@ class AttentionClassifier(EstimatorModule):
         inference_hidden: int = 256,
         label_embedding_size: int = 32,
         inference_lr: Optional[float] = None,
+        inference_location_std: Optional[float] = None,
+        inference_learn_std: Optional[bool] = None,
     ) -> None:
         super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/error")
         self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
@@ -104,8 +109,12 @@ class AttentionClassifier(EstimatorModule):
         self.inference: Optional[InferenceNetwork] = None
         if self.estimator.sample_from == "proposal" or self.estimator.sleep_samples > 0:
             self.label_embedding = nn.Embedding(num_classes, label_embedding_size)
+            q_std = location_std if inference_location_std is None else inference_location_std
+            q_learn_std = learn_std if inference_learn_std is None else inference_learn_std
+            if q_std <= 0:
+                raise UserError(f"AttentionClassifier: inference_location_std must be > 0, got {q_std}")
             self.inference = InferenceNetwork(
-                hidden_size, label_embedding_size, inference_hidden, self.core.num_scales, location_std, learn_std,
+                hidden_size, label_embedding_size, inference_hidden, self.core.num_scales, q_std, q_learn_std,
             )
         # Error rates as means of 0/1 mistakes: torchmetrics sums them across DDP processes.
         # keys "{split}_error" (first sample) and "{split}_error_avg" (M-sample average)
@@ -122,16 +131,23 @@ class AttentionClassifier(EstimatorModule):
             bad = targets[(targets < 0) | (targets >= self.num_classes)][0].item()
             raise UserError(f"label {bad} out of range: model.num_classes={self.num_classes} expects labels in [0, {self.num_classes - 1}]")
 
-    def sample_terms(self, images: Tensor, targets: Tensor, num_samples: int, train: bool = False) -> Tuple[SampleTerms, Tensor, Rollout]:
+    def sample_terms(
+        self, images: Tensor, targets: Tensor, num_samples: int, train: bool = False,
+        generator: Optional[torch.Generator] = None, proposal_targets: Optional[Tensor] = None,
+    ) -> Tuple[SampleTerms, Tensor, Rollout]:
         """Roll out K sequences per image; returns the terms [B, K], log p(. | a, I) [B, K, C] and the rollout.
 
         With ``train`` the sequences come from the distribution the estimator asks for (q for
         proposal estimators) and sleep terms are added when it wants them; otherwise from p.
+        ``generator`` is the random stream of the draws (None: torch's global one);
+        ``proposal_targets`` [B] the labels q is shown (default ``targets``; shuffled labels
+        test whether q uses them).
         """
         proposal = None
         if train and self.estimator.sample_from == "proposal":
-            proposal = self.inference.proposal(self._label_features(targets, num_samples))
-        rollout = self.core.rollout(images, num_samples, proposal)
+            shown = targets if proposal_targets is None else proposal_targets
+            proposal = self.inference.proposal(self._label_features(shown, num_samples))
+        rollout = self.core.rollout(images, num_samples, proposal, generator=generator)
         log_probs = self.head(rollout.hidden).log_softmax(-1)  # [B, K, C]
         index = targets.long()[:, None, None].expand(-1, num_samples, 1)
         log_likelihood = log_probs.gather(-1, index).squeeze(-1)  # [B, K]
@@ -139,7 +155,9 @@ class AttentionClassifier(EstimatorModule):
         if self.baseline is not None:
             baseline = self.baseline(rollout.context.detach()).expand(-1, num_samples)  # [B, K]
         correct = (log_probs.argmax(-1) == targets[:, None]).float()
-        sleep = self.sleep_log_proposal(images, self.estimator.sleep_samples) if train and self.estimator.sleep_samples else None
+        sleep = None
+        if train and self.estimator.sleep_samples:
+            sleep = self.sleep_log_proposal(images, self.estimator.sleep_samples, generator)
         terms = SampleTerms(log_likelihood, rollout.log_prior, rollout.log_proposal, baseline, correct, rollout.entropy, sleep)
         return terms, log_probs, rollout
 
@@ -149,11 +167,13 @@ class AttentionClassifier(EstimatorModule):
             labels = labels[:, None].expand(-1, num_samples)
         return self.label_embedding(labels.reshape(-1))
 
-    def sleep_log_proposal(self, images: Tensor, num_samples: int) -> Tensor:
+    def sleep_log_proposal(self, images: Tensor, num_samples: int, generator: Optional[torch.Generator] = None) -> Tensor:
         """log q(a' | y', I) [B, K'] for K' dreams a' ~ p(a | I), y' ~ p(y | a', I) (the sleep update's terms)."""
         with torch.no_grad():
-            dream = self.core.rollout(images, num_samples, record_states=True)
-            labels = torch.distributions.Categorical(logits=self.head(dream.hidden)).sample()  # [B, K']
+            dream = self.core.rollout(images, num_samples, record_states=True, generator=generator)
+            class_probs = self.head(dream.hidden).softmax(-1)  # [B, K', C]
+            labels = torch.multinomial(class_probs.reshape(-1, self.num_classes), 1, True, generator=generator)
+            labels = labels.view(images.shape[0], num_samples)  # [B, K']
         rows = images.shape[0] * num_samples
         scales = None if dream.scales is None else dream.scales.reshape(rows, -1)
         log_q = self.inference.log_prob(
@@ -162,25 +182,37 @@ class AttentionClassifier(EstimatorModule):
         )
         return log_q.view(images.shape[0], num_samples)
 
-    def training_output(self, images: Tensor, targets: Tensor) -> Tuple[EstimatorOutput, Tensor]:
+    def training_output(self, images: Tensor, targets: Tensor, generator: Optional[torch.Generator] = None) -> Tuple[EstimatorOutput, Tensor]:
         """The estimator's output on one batch and log p(. | a, I) [B, K, C] of its samples."""
-        terms, log_probs, _ = self.sample_terms(images, targets, self.estimator.num_samples, train=True)
+        terms, log_probs, _ = self.sample_terms(images, targets, self.estimator.num_samples, train=True, generator=generator)
         return self.run_estimator(terms), log_probs
 
-    def estimator_output(self, batch: Tuple[Tensor, Tensor]) -> EstimatorOutput:
-        return self.training_output(*batch)[0]
+    def estimator_output(self, batch: Tuple[Tensor, Tensor], generator: Optional[torch.Generator] = None) -> EstimatorOutput:
+        return self.training_output(*batch, generator=generator)[0]
 
     def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
-        """Parameter groups whose gradient variance is worth watching: the policy p and, if any, q."""
-        groups = {"policy": list(self.core.policy.parameters())}
+        """Every parameter, by module group (for gradient diagnostics and q's learning rate):
+        ``policy`` (the glimpse policy heads), ``inference`` (q and its label embedding, if
+        any), ``top_lstm``, ``bottom_lstm``, ``glimpse`` (glimpse network), ``context``
+        (context network), ``head`` (classifier) and ``baseline`` (if any)."""
+        groups = {
+            "policy": list(self.core.policy.parameters()),
+            "top_lstm": list(self.core.recurrent.top.parameters()),
+            "bottom_lstm": list(self.core.recurrent.bottom.parameters()),
+            "glimpse": list(self.core.glimpse.parameters()) + list(self.core.sensor.parameters()),
+            "context": list(self.core.context.parameters()),
+            "head": list(self.head.parameters()),
+        }
         if self.inference is not None:
             groups["inference"] = list(self.inference.parameters()) + list(self.label_embedding.parameters())
+        if self.baseline is not None:
+            groups["baseline"] = list(self.baseline.parameters())
         return groups
 
-    def forward(self, images: Tensor, num_samples: int = 1) -> Tensor:
+    def forward(self, images: Tensor, num_samples: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
         """Class probabilities [B, C] averaged over ``num_samples`` glimpse sequences from the prior."""
         self.core.check_images(images)
-        rollout = self.core.rollout(images, num_samples)
+        rollout = self.core.rollout(images, num_samples, generator=generator)
         return self.head(rollout.hidden).softmax(-1).mean(1)
 
     # ----------------------------------------------------------------- steps
@@ -191,7 +223,7 @@ class AttentionClassifier(EstimatorModule):
         if split == "train":
             output, log_probs = self.training_output(images, targets)
         else:
-            terms, log_probs, _ = self.sample_terms(images, targets, self.eval_samples)
+            terms, log_probs, _ = self.sample_terms(images, targets, self.eval_samples, generator=self.eval_stream())
         error = self.errors[f"{split}_error"]
         error.update((log_probs[:, 0].argmax(-1) != targets).float())
         self.log(f"{split}/error", error, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
@@ -226,7 +258,7 @@ class AttentionClassifier(EstimatorModule):
         self.core.check_images(images)
         if ids is None:
             ids = torch.arange(images.shape[0]) + batch_idx * images.shape[0]
-        rollout = self.core.rollout(images, self.eval_samples)
+        rollout = self.core.rollout(images, self.eval_samples, generator=self.eval_stream())
         probabilities = self.head(rollout.hidden).softmax(-1).mean(1)  # [B, C]
         scales = None if rollout.scales is None else self.core.scale_values[rollout.scales[:, 0]]  # [B, N]
         return {"image": ids, "prediction": probabilities.argmax(-1), "probabilities": probabilities,

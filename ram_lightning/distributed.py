@@ -16,10 +16,21 @@ import pytorch_lightning as pl
 import torch
 
 
+def stream_seed(seed: int, *words: int) -> int:
+    """A 63-bit seed for the random stream named by ``words`` (e.g. rank, step) of a run seeded
+    with ``seed``: distinct streams for distinct words, the same ones on every run."""
+    state = np.random.SeedSequence([seed & (2**64 - 1), *words]).generate_state(1, dtype=np.uint64)[0]
+    return int(state) >> 1
+
+
 def rank_seed(seed: int, rank: int) -> int:
     """A 63-bit seed for process ``rank`` of a run seeded with ``seed`` (distinct per rank)."""
-    state = np.random.SeedSequence([seed & (2**64 - 1), rank]).generate_state(1, dtype=np.uint64)[0]
-    return int(state) >> 1
+    return stream_seed(seed, rank)
+
+
+def run_seed() -> int:
+    """The run's base seed: ``PL_GLOBAL_SEED`` (set by ``seed_everything``), else torch's initial seed."""
+    return int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
 
 
 def seed_rank_stream(rank: int, world_size: int) -> None:
@@ -30,8 +41,7 @@ def seed_rank_stream(rank: int, world_size: int) -> None:
     """
     if world_size <= 1:
         return
-    base = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
-    torch.manual_seed(rank_seed(base, rank))
+    torch.manual_seed(rank_seed(run_seed(), rank))
 
 
 class RankSeeds(pl.Callback):

@@ -8,7 +8,11 @@ This base class gives them:
   they are finite (a ``NonFiniteError`` names the step, the estimator and the quantity;
   under DDP the processes agree first, so none is left waiting in the all-reduce);
 - a gradient check before every optimizer step and a refusal to checkpoint non-finite state;
-- a random stream per DDP process (``ram_lightning.distributed``);
+- a random stream per DDP process (``ram_lightning.distributed``), and a private evaluation
+  stream (``eval_stream``): validation, test and prediction draw their attention samples
+  from a generator seeded from (run seed, rank, stage, global step), so training draws never
+  depend on how often or how much one evaluates, and an evaluation at step N is the same
+  whatever evaluations came before it;
 - ``configure_optimizers`` with q's parameters in their own group when ``inference_lr`` is set.
 """
 from __future__ import annotations
@@ -23,9 +27,13 @@ from torch import Tensor, nn
 from estimators import Estimator, EstimatorOutput, SampleTerms
 from estimators.registry import estimator_name
 from estimators.spec import estimator_spec
-from ram_lightning.distributed import seed_rank_stream
+from ram_lightning.distributed import run_seed, seed_rank_stream, stream_seed
 from ram_lightning.errors import NonFiniteError, UserError
 from ram_lightning.finite import first_non_finite
+
+
+# Tags of the private random streams (one generator per evaluation stage, reseeded each epoch).
+STREAMS = {"validate": 1, "test": 2, "predict": 3, "probe": 4}
 
 
 def _factory_name(factory: Any) -> str:
@@ -61,10 +69,12 @@ class EstimatorModule(pl.LightningModule):
         self.lr_scheduler_factory = lr_scheduler
         self.inference_lr = inference_lr
         self.monitor = monitor
+        self._eval_stream: Optional[torch.Generator] = None
 
     # ----------------------------------------------------------------- for subclasses
-    def estimator_output(self, batch: Any) -> EstimatorOutput:
-        """The estimator's output on one training batch (fresh attention samples each call)."""
+    def estimator_output(self, batch: Any, generator: Optional[torch.Generator] = None) -> EstimatorOutput:
+        """The estimator's output on one training batch (fresh attention samples each call,
+        from ``generator``, or torch's global stream when None)."""
         raise NotImplementedError
 
     def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
@@ -78,6 +88,29 @@ class EstimatorModule(pl.LightningModule):
         self.hparams["estimator"] = spec
         if getattr(self, "_hparams_initial", None) is not None:
             self._hparams_initial["estimator"] = spec  # what the loggers record
+
+    # ----------------------------------------------------------------- random streams
+    def private_stream(self, name: str) -> torch.Generator:
+        """A new generator on this module's device for the stream ``name`` (a key of ``STREAMS``),
+        seeded from (run seed, process rank, stream, global step); torch's global stream is untouched."""
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(stream_seed(run_seed(), self.global_rank, STREAMS[name], self.global_step))
+        return generator
+
+    def eval_stream(self) -> torch.Generator:
+        """The generator evaluation draws from in the current validation / test / predict epoch."""
+        if self._eval_stream is None or self._eval_stream.device != self.device:
+            self._eval_stream = self.private_stream("validate")
+        return self._eval_stream
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_stream = self.private_stream("validate")
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_stream = self.private_stream("test")
+
+    def on_predict_epoch_start(self) -> None:
+        self._eval_stream = self.private_stream("predict")
 
     # ----------------------------------------------------------------- training output
     def run_estimator(self, terms: SampleTerms) -> EstimatorOutput:

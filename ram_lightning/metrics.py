@@ -44,8 +44,19 @@ def gradient_variance(draws: Tensor) -> Dict[str, Tensor]:
     Returns:
         ``variance``: total variance, the trace of the covariance (sum over parameters of the
         unbiased variance across draws); ``mean_sq_norm``: squared norm of the mean gradient;
-        ``relative``: variance / mean_sq_norm (scale-free; large means noise dominates).
+        ``signal``: an unbiased estimate of the squared norm of the expected gradient,
+        mean_sq_norm - variance / D (can come out negative when noise dominates);
+        ``snr``: signal-to-noise ratio, signal / variance (per draw: above 1, one draw points
+        mostly where the expected gradient does); ``relative``: variance / mean_sq_norm.
     """
+    count = draws.shape[0]
     variance = draws.var(0, unbiased=True).sum()
     mean_sq_norm = draws.mean(0).pow(2).sum()
-    return {"variance": variance, "mean_sq_norm": mean_sq_norm, "relative": variance / mean_sq_norm.clamp_min(1e-30)}
+    signal = mean_sq_norm - variance / count
+    return {
+        "variance": variance,
+        "mean_sq_norm": mean_sq_norm,
+        "signal": signal,
+        "snr": signal / variance.clamp_min(1e-30),
+        "relative": variance / mean_sq_norm.clamp_min(1e-30),
+    }

@@ -112,3 +112,14 @@ def test_q_can_have_its_own_learning_rate():
     q_params = {id(p) for p in model.gradient_groups()["inference"]}
     assert {id(p) for p in optimizer.param_groups[1]["params"]} == q_params
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+
+
+def test_q_can_have_a_location_std_of_its_own():
+    fixed = wake_sleep_model(estimator="wake_sleep", inference_location_std=0.3)
+    assert fixed.inference.head.location_std == 0.3 and not fixed.inference.head.learn_std
+    assert fixed.core.policy.location_std != 0.3
+    learned = wake_sleep_model(estimator="wake_sleep", inference_location_std=0.2, inference_learn_std=True)
+    assert learned.inference.head.learn_std and not learned.core.policy.learn_std
+    state = torch.zeros(2, learned.core.hidden_size)
+    distribution = learned.inference(state, learned.label_embedding(torch.tensor([0, 1])))
+    torch.testing.assert_close(distribution.std, torch.full((2, 2), 0.2))

@@ -46,10 +46,7 @@ def test_a_classifier_checkpoint_rebuilds_its_estimator_state_and_outputs(name, 
     loaded = AttentionClassifier.load_from_checkpoint(tmp_path / "model.ckpt")
     assert_same_estimator(model.estimator, loaded.estimator)
     images = torch.rand(4, 1, 24, 24)
-    outputs = []
-    for module in (model, loaded):
-        torch.manual_seed(3)
-        outputs.append(module.eval()(images, num_samples=2))
+    outputs = [module.eval()(images, num_samples=2, generator=torch.Generator().manual_seed(3)) for module in (model, loaded)]
     assert torch.equal(*outputs)
 
 

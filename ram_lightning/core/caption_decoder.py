@@ -92,7 +92,8 @@ class HardAttentionDecoder(nn.Module):
         return logits, (h, c)
 
     def teacher_forced(self, features: Tensor, captions: Tensor, pad_id: int, num_samples: int = 1,
-                       proposal: Optional[CaptionProposal] = None) -> CaptionRollout:
+                       proposal: Optional[CaptionProposal] = None,
+                       generator: Optional[torch.Generator] = None) -> CaptionRollout:
         """K attention sequences per caption.
 
         Args:
@@ -100,6 +101,7 @@ class HardAttentionDecoder(nn.Module):
             captions: [B, T] ``<bos> w_1 .. w_n <eos>`` padded with ``pad_id``.
             num_samples: K.
             proposal: if given, chooses the locations (rows b*K + k) instead of p.
+            generator: the random stream the locations are drawn from (None: torch's global one).
         """
         batch, steps = captions.shape[0], captions.shape[1] - 1
         rows = batch * num_samples
@@ -117,10 +119,10 @@ class HardAttentionDecoder(nn.Module):
             prior_log_probs = self.attention(state[0], projected).log_softmax(-1)  # [R, L]
             if proposal is not None:
                 q_log_probs = proposal(state[0], t).log_softmax(-1)
-                location = torch.multinomial(q_log_probs.detach().exp(), 1).squeeze(-1)
+                location = torch.multinomial(q_log_probs.detach().exp(), 1, generator=generator).squeeze(-1)
                 log_proposal = log_proposal + mask[:, t] * q_log_probs.gather(-1, location[:, None]).squeeze(-1)
             else:
-                location = torch.multinomial(prior_log_probs.detach().exp(), 1).squeeze(-1)
+                location = torch.multinomial(prior_log_probs.detach().exp(), 1, generator=generator).squeeze(-1)
             log_prior = log_prior + mask[:, t] * prior_log_probs.gather(-1, location[:, None]).squeeze(-1)
             entropy = entropy - mask[:, t] * (prior_log_probs.exp() * prior_log_probs).sum(-1)
             logits, state = self.step(words[:, t], location, feats, state)

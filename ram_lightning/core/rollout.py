@@ -37,6 +37,9 @@ class Rollout:
         context: [B, H] the context network's output (an input for baselines b(I)).
         top_states: [B, K, N, H] the top state each glimpse was chosen from (detached), when
             the rollout was asked to record them (to score the sequences under q afterwards).
+        glimpse_log_prior: [B, K, N] log p(a_n | a_<n, I) of each glimpse (detached; for
+            diagnostics such as the per-glimpse KL(q || p)).
+        glimpse_log_proposal: [B, K, N] log q(a_n | y, a_<n, I) (detached), or None.
     """
 
     hidden: Tensor
@@ -47,6 +50,8 @@ class Rollout:
     scales: Optional[Tensor]
     context: Tensor
     top_states: Optional[Tensor] = None
+    glimpse_log_prior: Optional[Tensor] = None
+    glimpse_log_proposal: Optional[Tensor] = None
 
 
 def _pair(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
@@ -141,6 +146,7 @@ class AttentionCore(nn.Module):
 
     def rollout(
         self, images: Tensor, num_samples: int = 1, proposal: Optional[Proposal] = None, record_states: bool = False,
+        generator: Optional[torch.Generator] = None,
     ) -> Rollout:
         """Sample ``num_samples`` glimpse sequences per image.
 
@@ -150,6 +156,7 @@ class AttentionCore(nn.Module):
             proposal: if given, actions are drawn from it instead of the policy, and
                 ``log_proposal`` holds their log q; ``log_prior`` always scores the same actions.
             record_states: also return the (detached) top states the glimpses were chosen from.
+            generator: the random stream the actions are drawn from (None: torch's global one).
         """
         self.check_images(images)
         batch, samples = images.shape[0], num_samples
@@ -158,7 +165,7 @@ class AttentionCore(nn.Module):
         log_prior = images.new_zeros(batch * samples)
         log_proposal = images.new_zeros(batch * samples) if proposal is not None else None
         entropy = images.new_zeros(batch * samples)
-        locations, scales, top_states = [], [], []
+        locations, scales, top_states, step_prior, step_proposal = [], [], [], [], []
         pyramid = self.sensor.pyramid(images)  # built once, read by every glimpse
         for step in range(self.num_glimpses):
             prior = self.policy(top[0].detach() if self.detach_policy_input else top[0])
@@ -166,11 +173,13 @@ class AttentionCore(nn.Module):
                 top_states.append(top[0].detach())
             if proposal is not None:
                 sampler = proposal(top[0], step)
-                action = sampler.sample()
-                log_proposal = log_proposal + sampler.log_prob(action)
+                action = sampler.sample(generator)
+                step_proposal.append(sampler.log_prob(action))
+                log_proposal = log_proposal + step_proposal[-1]
             else:
-                action = prior.sample()
-            log_prior = log_prior + prior.log_prob(action)
+                action = prior.sample(generator)
+            step_prior.append(prior.log_prob(action))
+            log_prior = log_prior + step_prior[-1]
             entropy = entropy + prior.entropy()
             factor = scale_factors(action, self.scale_values)
             patches = self.sensor.extract(
@@ -192,4 +201,7 @@ class AttentionCore(nn.Module):
             scales=torch.stack(scales, 1).view(batch, samples, self.num_glimpses) if scales else None,
             context=context,
             top_states=torch.stack(top_states, 1).view(batch, samples, self.num_glimpses, -1) if record_states else None,
+            glimpse_log_prior=torch.stack(step_prior, 1).detach().view(batch, samples, self.num_glimpses),
+            glimpse_log_proposal=(torch.stack(step_proposal, 1).detach().view(batch, samples, self.num_glimpses)
+                                  if step_proposal else None),
         )

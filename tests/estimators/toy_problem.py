@@ -11,6 +11,7 @@ on copy r is the gradient of draw r alone (times 1/R, from the batch mean).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
@@ -235,3 +236,25 @@ def assert_consistent_in_k(small: Dict[str, Tensor], large: Dict[str, Tensor], e
     assert small["error"] > 5 * small["stderr"], f"small-K bias not resolved above the noise: {small}"
     assert large["error"] < 0.2 * small["error"], f"large-K error {large} not < 1/5 of the small-K error {small}"
     assert large["error"] - 2 * large["stderr"] < 0.02 * large["norm"], f"large-K bias too big: {large}"
+
+
+# --- the K-sample bound (VIMCO) -------------------------------------------------------------
+
+
+def multi_sample_bound(params: ToyParameters, target: int, num_samples: int) -> Tensor:
+    """E[logsumexp_k log p(y | a^k) - log K] over K independent a^k ~ p(a), summed exactly
+    over every K-tuple of the 16 attention sequences (16^K terms; K <= 3 stays small)."""
+    t = log_joint_tables(params, target)
+    log_prior, log_likelihood = t["log_prior"].flatten(), t["log_likelihood"].flatten()  # [16]
+    tuples = torch.cartesian_prod(*[torch.arange(log_prior.numel())] * num_samples).view(-1, num_samples)  # [16^K, K]
+    log_probability = log_prior[tuples].sum(1)  # log prod_k p(a^k)
+    bound = log_likelihood[tuples].logsumexp(1) - math.log(num_samples)
+    return (log_probability.exp() * bound).sum()
+
+
+def exact_multi_sample_gradient(params: ToyParameters, target: int, num_samples: int) -> Dict[str, Tensor]:
+    """d E[K-sample bound] / d each parameter table (no draw dimension)."""
+    leaves = {name: value.detach().clone().requires_grad_(True) for name, value in params.tensors().items()}
+    value = multi_sample_bound(ToyParameters(**leaves), target, num_samples)
+    grads = torch.autograd.grad(value, list(leaves.values()), allow_unused=True)
+    return {name: (g if g is not None else torch.zeros_like(leaves[name])) for name, g in zip(leaves, grads)}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The ablations behind the README's "why plain wake-sleep trails REINFORCE", in priority order,
+# each 3 seeds at half the CPU budget (1,200 updates, validated every 300, so every ablation can
+# be contrasted with the standard suite at update 1,200). One after another; pass names to run
+# only some:  bash benchmarks/ablations.sh a_detach b_control_variates
+# Then: python -m benchmarks.lab.contrast --update 1200 benchmarks/results/compare_cpu benchmarks/results/ablation_*
+set -euo pipefail
+cd "$(dirname "$0")/.."
+short=(--budget cpu --seeds 3 --updates 1200 --val-every 300)
+declare -A ablation=(
+  [a_detach]="--estimators reinforce wake_sleep --model-args detach_policy_input=true"
+  [b_control_variates]="--estimators wake_sleep_cv:prior_coefficient=0 wake_sleep_cv:proposal_coefficient=0"
+  [d_sleep]="--estimators wake_sleep:sleep_fraction=0.5"
+  [d_q_lr]="--estimators wake_sleep --model-args inference_lr=0.003"
+  [d_q_learned_std]="--estimators wake_sleep --model-args inference_learn_std=true"
+  [e_reward_correct]="--estimators reinforce:reward=correct"
+  [f_no_exploration]="--estimators reinforce wake_sleep_cv --model-args learn_std=true scale_epsilon=0"
+  [a_detach_rest]="--estimators wake_sleep_cv vimco --model-args detach_policy_input=true"
+  [c_wake_sleep_k20]="--estimators wake_sleep:num_samples=20"
+)
+order=(a_detach b_control_variates d_q_learned_std d_sleep d_q_lr e_reward_correct f_no_exploration a_detach_rest c_wake_sleep_k20)
+[ $# -gt 0 ] && order=("$@")
+for name in "${order[@]}"; do
+  [ -n "${ablation[$name]:-}" ] || { echo "ablations.sh: error: unknown ablation $name (known: ${!ablation[*]})" >&2; exit 2; }
+  echo "== ablation $name: ${ablation[$name]}"
+  # shellcheck disable=SC2086
+  python -m benchmarks.compare_estimators "${short[@]}" ${ablation[$name]} --out "benchmarks/results/ablation_$name"
+done
