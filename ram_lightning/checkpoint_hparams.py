@@ -3,7 +3,9 @@
 ``ram test/validate/predict/fit --ckpt_path X`` builds the model from X's hyperparameters
 (Lightning's LightningCLI merges them over the config). Here that merge is made visible:
 
-- a checkpoint of another model class than the config's is a ``UserError`` (one line);
+- a checkpoint of another model class than the config's is a ``UserError`` (one line), and
+  so is one whose DataModule-linked values (image shape, classes, vocabulary) differ from
+  what the config's DataModule gives (``check_linked_hparams``, once the classes are built);
 - where the config or the command line gives a value explicitly (not the class default) that
   differs from the checkpoint's, one line ``ram: warning: ...`` names the key, both values and
   the one used. The checkpoint's value is used, since the saved weights were built with it,
@@ -108,3 +110,20 @@ def merge_checkpoint_hparams(
         if not use_explicit:
             merged[key] = value
     return {"class_path": config_path, "init_args": merged}
+
+
+def _describe(key: str, value: Any) -> str:
+    if key == "vocabulary" and isinstance(value, (list, tuple)):
+        return f"a vocabulary of {len(value)} tokens"
+    return repr(tuple(value) if isinstance(value, list) else value)
+
+
+def check_linked_hparams(ckpt_path: str, saved: Mapping[str, Any], built: Mapping[str, Any]) -> None:
+    """Raise a UserError if the model built from the DataModule's linked values (``built``, its
+    hparams) differs from the checkpoint's (``saved``) in one of them: the weights would not fit."""
+    for key in LINKED:
+        if key in saved and key in built and _plain(saved[key]) != _plain(built[key]):
+            raise UserError(
+                f"checkpoint {ckpt_path} was trained with model.{key} = {_describe(key, saved[key])}, but the "
+                f"config's data gives {_describe(key, built[key])}; use the data settings it was trained with"
+            )

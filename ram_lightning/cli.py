@@ -22,7 +22,7 @@ from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from ram_lightning.checkpoint_hparams import merge_checkpoint_hparams
+from ram_lightning.checkpoint_hparams import check_linked_hparams, merge_checkpoint_hparams
 from ram_lightning.checkpoint_io import SafeCheckpointIO, load_checkpoint_file
 from ram_lightning.distributed import RankSeeds
 from ram_lightning.errors import NonFiniteError, UserError
@@ -55,13 +55,14 @@ class RamCLI(LightningCLI):
         """With ``--ckpt_path``: read the checkpoint once (weights only; a missing, broken or unsafe
         file is one line), merge its hyperparameters over the config saying every conflict
         (``ram_lightning.checkpoint_hparams``), and keep its run record for the loggers."""
-        self.run_record = []
+        self.run_record, self.ckpt_hparams = [], {}
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path or str(ckpt_path) in self.SPECIAL_CKPT_PATHS or str(ckpt_path).startswith("registry"):
             return
         checkpoint = load_checkpoint_file(ckpt_path)
         self.run_record = read_run_record(checkpoint)
+        self.ckpt_hparams = (str(ckpt_path), dict(checkpoint.get("hyper_parameters") or {}))
         model = merge_checkpoint_hparams(checkpoint.get("hyper_parameters", {}), self.config[subcommand].get("model"), ckpt_path)
         if model is not None:
             self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
@@ -81,6 +82,8 @@ class RamCLI(LightningCLI):
 
     def after_instantiate_classes(self) -> None:
         super().after_instantiate_classes()
+        if getattr(self, "ckpt_hparams", None) and getattr(self, "model", None) is not None:
+            check_linked_hparams(*self.ckpt_hparams, self.model.hparams)
         if getattr(self, "run_record", None) and getattr(self, "trainer", None) is not None:
             continue_csv_logs(self.trainer.loggers)
 

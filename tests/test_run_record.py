@@ -95,3 +95,11 @@ def test_a_checkpoint_whose_estimator_plugin_is_not_installed_is_one_line():
     saved = dict(SAVED, estimator={"class_path": "not_installed_package.MyEstimator", "init_args": {}})
     with pytest.raises(UserError, match="'not_installed_package.MyEstimator' cannot be imported"):
         merge_checkpoint_hparams(saved, MODEL, "p.ckpt")
+
+
+def test_a_checkpoint_trained_on_other_data_shapes_is_one_line():
+    from ram_lightning.checkpoint_hparams import check_linked_hparams
+
+    check_linked_hparams("x.ckpt", {"image_shape": (1, 60, 60)}, {"image_shape": [1, 60, 60]})  # the same: fine
+    with pytest.raises(UserError, match=r"trained with model.vocabulary = a vocabulary of 5 tokens, but the config's data gives a vocabulary of 6"):
+        check_linked_hparams("x.ckpt", {"vocabulary": list("abcde")}, {"vocabulary": list("abcdef")})
