@@ -122,6 +122,11 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+def _is_local(path: PathLike) -> bool:
+    protocol = get_filesystem(path).protocol
+    return "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
+
+
 def _keep_device(storage, location):
     return storage
 
@@ -139,7 +144,6 @@ class SafeCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path: PathLike, map_location: Optional[Callable] = None, weights_only: Optional[bool] = None) -> Dict[str, Any]:
         if weights_only is False:
             raise CheckpointError(f"checkpoint {path}: weights_only=False loads are not allowed in ram (they can run code)")
-        protocol = get_filesystem(path).protocol
-        if is_url(path) or "file" in (protocol if isinstance(protocol, tuple) else (protocol,)):
+        if is_url(path) or _is_local(path):
             return load_checkpoint_file(path, map_location if map_location is not None else _keep_device)
         return super().load_checkpoint(path, map_location, weights_only=True)

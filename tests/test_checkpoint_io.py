@@ -100,6 +100,20 @@ def test_a_save_into_a_folder_that_cannot_be_created_is_one_clear_error(tmp_path
         SafeCheckpointIO().save_checkpoint({"state_dict": {}}, tmp_path / "file" / "last.ckpt")
 
 
+def test_a_save_the_folder_refuses_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    SafeCheckpointIO().save_checkpoint({"state_dict": {}, "global_step": 5}, path)
+
+    def read_only(*args, **kwargs):  # what creating a file in a read-only folder raises (the tests may run as root)
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr("ram_lightning.checkpoint_io.tempfile.mkstemp", read_only)
+    with pytest.raises(CheckpointError, match=rf"could not write checkpoint {path}: Permission denied"):
+        SafeCheckpointIO().save_checkpoint({"state_dict": {}, "global_step": 6}, path)
+    monkeypatch.undo()
+    assert load_checkpoint_file(path)["global_step"] == 5 and os.listdir(tmp_path) == ["last.ckpt"]
+
+
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
 def test_a_save_into_a_read_only_folder_keeps_the_previous_checkpoint(tmp_path):
     path = tmp_path / "last.ckpt"
