@@ -2,12 +2,19 @@
 
     ram fit --config configs/quickstart.yaml            # trains, then tests the best checkpoint
     ram test --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt
+    ram predict --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt   # -> predictions.jsonl
+    ram fit --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt       # resume the same run
     ram fit --help ; ram fit --print_config
 
 Models and data modules are chosen by ``class_path`` in the config. The DataModule's
 ``image_shape`` and ``num_classes`` are linked into the model, so the two cannot disagree.
 An estimator is given by registered name (``estimator: reinforce``) or by ``class_path``;
 plug-ins installed under the ``ram_lightning.estimators`` entry-point group are found by name.
+
+Every Trainer gets ``SafeCheckpointIO`` (weights-only loads, atomic saves) and the callbacks
+``RunRecord`` (where the run logs, kept in its checkpoints), ``SaveOnSignal`` (SIGINT / SIGTERM
+save a resumable checkpoint) and ``JsonLinesWriter`` (``ram predict`` output). User mistakes
+end in one line ``ram: error: ...`` (``ram_lightning.user_errors``).
 """
 from __future__ import annotations
 
@@ -37,7 +44,9 @@ EXIT_STATUS = {UserError: 2, NonFiniteError: 1}
 
 
 class RamCLI(LightningCLI):
-    """LightningCLI with the data -> model links and a test run after ``fit``."""
+    """LightningCLI with the data -> model links, a test run after ``fit``, and ``--ckpt_path``
+    handled safely: read weights-only, its hyperparameters merged with every conflict said, its
+    run continued by the loggers."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -55,7 +64,7 @@ class RamCLI(LightningCLI):
         """With ``--ckpt_path``: read the checkpoint once (weights only; a missing, broken or unsafe
         file is one line), merge its hyperparameters over the config saying every conflict
         (``ram_lightning.checkpoint_hparams``), and keep its run record for the loggers."""
-        self.run_record, self.ckpt_hparams = [], {}
+        self.run_record, self.ckpt_hparams = [], None
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path or str(ckpt_path) in self.SPECIAL_CKPT_PATHS or str(ckpt_path).startswith("registry"):
