@@ -80,10 +80,11 @@ class RamCLI(LightningCLI):
         """Point the loggers at the checkpoint's run (if any); decide W&B's mode (online, or
         offline said once) before a WandbLogger is built."""
         logger = self.config_dump_value("trainer").get("logger")
-        for line in apply_run_record(logger, getattr(self, "run_record", []), self.subcommand):
+        continued = apply_run_record(logger, getattr(self, "run_record", []), self.subcommand)
+        for line in continued:
             if rank_zero_only.rank == 0:
                 print(line, file=sys.stderr, flush=True)
-        if getattr(self, "run_record", None):  # continuing a run's folder is what we want here
+        if continued:  # Lightning's warnings about reusing the run's folder: that is the point here
             for message in ("The dirpath has changed from", "Experiment logs directory .* exists and is not empty",
                             "Checkpoint directory .* exists and is not empty"):
                 warnings.filterwarnings("ignore", message=message)
