@@ -84,10 +84,9 @@ class EstimatorModule(pl.LightningModule):
     def save_estimator_spec(self) -> None:
         """Put ``self.estimator`` in the hyperparameters as class path + options (not the
         instance), so that ``load_from_checkpoint(path)`` alone rebuilds it."""
-        spec = estimator_spec(self.estimator)
-        self.hparams["estimator"] = spec
-        if getattr(self, "_hparams_initial", None) is not None:
-            self._hparams_initial["estimator"] = spec  # what the loggers record
+        # Checkpoints save ``hparams``; the loggers record ``hparams_initial``, which keeps the
+        # estimator out (``tracking.WandbRunInfo`` records its repr).
+        self.hparams["estimator"] = estimator_spec(self.estimator)
 
     # ----------------------------------------------------------------- random streams
     def private_stream(self, name: str) -> torch.Generator:
