@@ -1,5 +1,7 @@
 """A resumed run keeps its folder, best-checkpoint tracking and W&B run; evaluation with
 ``--ckpt_path`` logs beside the run; checkpoint hyperparameters never silently beat explicit values."""
+import re
+
 import pytest
 import torch
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
@@ -13,9 +15,21 @@ from tests.tiny_run import ROOT, load_checkpoint, metric_rows, tiny_config, writ
 
 def fit_config(root):
     config = tiny_config(root)
+    config["trainer"]["logger"] = [config["trainer"]["logger"], {  # W&B offline, in root/wb/wandb/offline-run-*-<id>
+        "class_path": "pytorch_lightning.loggers.WandbLogger", "init_args": {"project": "ram-test", "save_dir": str(root / "wb")}}]
     config["trainer"]["callbacks"] = [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
                                        "init_args": {"monitor": "val/log_likelihood", "mode": "max", "save_top_k": 2, "save_last": True}}]
     return write_config(root / "fit.yaml", config)
+
+
+def ram(args) -> None:
+    """``main(args)`` as its own command: W&B's run is finished after it, as at a process's exit."""
+    import wandb
+
+    try:
+        main(args)
+    finally:
+        wandb.finish()
 
 
 def best_state(checkpoint):
@@ -26,11 +40,12 @@ def best_state(checkpoint):
 @pytest.mark.slow
 def test_resume_keeps_the_run_folder_and_best_checkpoints_and_evaluation_logs_beside_the_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("WANDB_MODE", "offline")
     config = fit_config(tmp_path)
-    main(["fit", "--config", str(config), "--test_after_fit", "false"])
+    ram(["fit", "--config", str(config), "--test_after_fit", "false"])
     last = next((tmp_path / "tiny").glob("version_*/checkpoints/last.ckpt"))
     first_best = best_state(load_checkpoint(last))["best_k_models"]
-    main(["fit", "--config", str(config), "--test_after_fit", "false", "--trainer.max_epochs", "2", "--ckpt_path", str(last)])
+    ram(["fit", "--config", str(config), "--test_after_fit", "false", "--trainer.max_epochs", "2", "--ckpt_path", str(last)])
     assert [p.name for p in (tmp_path / "tiny").iterdir()] == ["version_0"]
     state = best_state(load_checkpoint(last))
     assert load_checkpoint(last)["epoch"] == 1
@@ -40,11 +55,15 @@ def test_resume_keeps_the_run_folder_and_best_checkpoints_and_evaluation_logs_be
     assert len(scores) == 2 and float(state["best_model_score"]) == pytest.approx(max(scores))
     capsys.readouterr()
     for _ in range(2):  # the same folder each time, not a new version
-        main(["test", "--config", str(config), "--ckpt_path", str(last)])
+        ram(["test", "--config", str(config), "--ckpt_path", str(last)])
     assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["version_0"]
     lines = (tmp_path / "tiny" / "version_0" / "test" / "metrics.csv").read_text().splitlines()
     assert lines[0].count("test/error,") == 1 and len(lines) == 3  # one header, one row per `ram test`
     assert "Logging to " + str(tmp_path / "tiny" / "version_0" / "test") in capsys.readouterr().err
+    # one W&B run: the fit, the resumed fit and both tests all logged under the id kept in the checkpoint
+    runs = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
+    ids = {re.match(r"offline-run-\d+_\d+-([a-z0-9]+)", run.name)[1] for run in runs}  # (a "-1" suffix within one second)
+    assert len(runs) == 4 and len(ids) == 1
 
 
 def test_a_checkpoint_records_each_logger_and_the_config_is_pointed_back_at_it(tmp_path):
