@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from datamodules.image_folder import CanvasFit, ResizeRGB, list_images

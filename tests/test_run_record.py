@@ -3,7 +3,6 @@
 import re
 
 import pytest
-import torch
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from ram_lightning.checkpoint_hparams import merge_checkpoint_hparams
