@@ -97,6 +97,12 @@ class RamCLI(LightningCLI):
         if getattr(self, "run_record", None) and getattr(self, "trainer", None) is not None:
             continue_csv_logs(self.trainer.loggers)
 
+    def _warn_without_checkpoint(self) -> None:
+        if not self.config_dump_value("ckpt_path") and rank_zero_only.rank == 0:
+            print(f"ram: warning: no --ckpt_path: `ram {self.subcommand}` uses freshly initialised weights", file=sys.stderr, flush=True)
+
+    before_validate = before_test = before_predict = _warn_without_checkpoint
+
     def after_fit(self) -> None:
         if not self.config_dump_value("test_after_fit") or self.trainer.interrupted:
             return
