@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datamodules.image_folder import CanvasFit, ResizeRGB, list_images
 from ram_lightning.cli import main
-from ram_lightning.errors import UserError
 from tests.tiny_run import ROOT, tiny_config, write_config
 
 CAPTION_MODEL = {"class_path": "ram_lightning.captioner.AttentionCaptioner", "init_args": {
@@ -83,20 +81,3 @@ def test_captioning_predicts_captions_and_attended_cells(source, tmp_path, monke
         assert record["caption"] == " ".join(record["tokens"]) and len(record["attended_cells"]) == len(record["tokens"])
         assert all(0 <= r < 4 and 0 <= c < 4 for r, c in record["attended_cells"])  # 16x16 -> 4x4 grid
     assert (path.parent / "vocab.json").is_file()  # written beside the run, as for every captioning run
-
-
-def test_an_image_is_fitted_to_the_canvas_scaled_down_only_if_larger_and_centred(tmp_path):
-    paths = write_images(tmp_path / "images", [(10, 10), (72, 36)])
-    small, wide = (CanvasFit((36, 36))(Path(p)) for p in paths)
-    assert small.shape == wide.shape == (1, 36, 36)
-    assert small.sum() == 100 and small[0, 13:23, 13:23].min() == 1  # 10x10 kept, centred
-    rows = wide[0].amax(1).nonzero().flatten()
-    assert (rows.min(), rows.max(), wide[0].amax(0).min()) == (9, 26, 1)  # 72x36 -> 36x18, centred
-    assert ResizeRGB((8, 12))(Path(paths[1])).shape == (3, 8, 12)
-
-
-def test_a_folder_without_images_or_that_does_not_exist_is_one_clear_error(tmp_path):
-    with pytest.raises(UserError, match="no such folder"):
-        list_images(tmp_path / "missing")
-    with pytest.raises(UserError, match="no PNG or JPEG files"):
-        list_images(tmp_path)
