@@ -78,7 +78,9 @@ class EstimatorModule(pl.LightningModule):
         raise NotImplementedError
 
     def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
-        """``{"policy": [...], "inference": [...]}``: the parameters of p and (if any) q."""
+        """Parameters by module group, e.g. ``{"policy": [...], "inference": [...], ...}``: the policy p
+        and (if any) q under those two names (q's own learning rate uses "inference"), and any
+        other groups worth watching in the gradient diagnostics."""
         raise NotImplementedError
 
     def save_estimator_spec(self) -> None:
