@@ -291,7 +291,7 @@ _ARGS_DOC = """
         num_workers: DataLoader worker processes (0: load in the main process).
         seed: fixes the validation split and the validation and test images.
         predict_dir: a folder of PNG / JPEG files for ``ram predict`` (fitted to the canvas, see
-            ``datamodules.image_folder``); None: predict on the test split.
+            ``datamodules.predict_images``); None: predict on the test split.
 """
 
 
@@ -489,7 +489,7 @@ class AttentionMNIST(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """Items ``{"images", "image"}``: every PNG / JPEG in ``predict_dir`` fitted to the canvas
         (``image`` = its path), else the test split (``image`` = its index there)."""
-        from datamodules.image_folder import CanvasFit, ImageFolder, IndexedImages
+        from datamodules.predict_images import CanvasFit, ImageFolder, IndexedImages
 
         dataset = ImageFolder(self.predict_dir, CanvasFit(self.canvas_hw)) if self.predict_dir else IndexedImages(self.dataset("test"))
         return make_loader(dataset, "predict", self.batch_size, self.num_workers)

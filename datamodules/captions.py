@@ -481,7 +481,7 @@ class CaptionDataModule(pl.LightningDataModule):
         "image": path}``), else the test split (batches with ``image_ids``)."""
         if not self.predict_dir:
             return self._loader("test")
-        from datamodules.image_folder import ImageFolder, ResizeRGB
+        from datamodules.predict_images import ImageFolder, ResizeRGB
 
         return make_loader(ImageFolder(self.predict_dir, ResizeRGB(self.image_hw)), "predict", self.batch_size, self.num_workers)
 

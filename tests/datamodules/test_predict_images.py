@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.image_folder import CanvasFit, ImageFolder, ResizeRGB, list_images
+from datamodules.predict_images import CanvasFit, ImageFolder, ResizeRGB, list_images
 from ram_lightning.errors import UserError
 from tests.test_predict import write_images
 
