@@ -52,9 +52,6 @@ class AttentionCaptioner(EstimatorModule):
         inference_lr: q's own learning rate (None: the optimizer's).
     """
 
-    # Given explicitly with --ckpt_path, these win over the checkpoint's (ram_lightning.checkpoint_hparams).
-    CHECKPOINT_OVERRIDABLE = ("beam_size", "max_length")
-
     def __init__(
         self,
         vocabulary: Sequence[str] = SPECIAL_TOKENS,
@@ -98,6 +95,9 @@ class AttentionCaptioner(EstimatorModule):
             self.inference = CaptionInferenceNetwork(len(self.vocabulary), features, hidden_size, inference_embedding,
                                                      inference_hidden, attention_size)
         self.bleu = nn.ModuleDict({split: CorpusBLEU() for split in ("val", "test")})
+
+    # Given explicitly with --ckpt_path, these win over the checkpoint's (ram_lightning.checkpoint_hparams).
+    CHECKPOINT_OVERRIDABLE = ("beam_size", "max_length")
 
     # ----------------------------------------------------------------- maths
     def check_batch(self, batch: Dict[str, Any]) -> None:

@@ -58,9 +58,6 @@ class AttentionClassifier(EstimatorModule):
         inference_learn_std: whether q learns its std; None: as the policy (``learn_std``).
     """
 
-    # Given explicitly with --ckpt_path, these win over the checkpoint's (ram_lightning.checkpoint_hparams).
-    CHECKPOINT_OVERRIDABLE = ("eval_samples",)
-
     def __init__(
         self,
         image_shape: Sequence[int] = (1, 60, 60),
@@ -120,6 +117,9 @@ class AttentionClassifier(EstimatorModule):
         # keys "{split}_error" (first sample) and "{split}_error_avg" (M-sample average)
         self.errors = nn.ModuleDict({f"{split}_error": MeanMetric() for split in SPLITS})
         self.errors.update({f"{split}_error_avg": MeanMetric() for split in SPLITS[1:]})
+
+    # Given explicitly with --ckpt_path, these win over the checkpoint's (ram_lightning.checkpoint_hparams).
+    CHECKPOINT_OVERRIDABLE = ("eval_samples",)
 
     # ----------------------------------------------------------------- maths
     def check_batch(self, images: Tensor, targets: Tensor) -> None:
