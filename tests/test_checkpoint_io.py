@@ -156,3 +156,23 @@ def test_a_full_disk_during_fit_stops_with_one_line_and_no_partial_checkpoint(tm
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ram: error:")]
     assert "could not write checkpoint" in line and "No space left on device" in line
     assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("*.partial"))
+
+
+@pytest.mark.slow
+def test_ram_test_from_a_url_checkpoint_runs_weights_only(tmp_path, torch_home, monkeypatch):
+    import shutil
+
+    from ram_lightning.cli import main
+    from tests.tiny_run import ROOT, tiny_config, write_config
+
+    monkeypatch.chdir(ROOT)
+    config = write_config(tmp_path / "c.yaml", tiny_config(tmp_path))
+    main(["fit", "--config", str(config), "--test_after_fit", "false"])
+    served = tmp_path / "served"
+    served.mkdir()
+    name = unique_name()
+    shutil.copy(next((tmp_path / "tiny").glob("version_*/checkpoints/last.ckpt")), served / name)
+    with serve(served) as base:
+        main(["test", "--config", str(config), "--ckpt_path", f"{base}/{name}"])
+    (metrics,) = (tmp_path / "tiny").glob("version_0/test/metrics.csv")
+    assert "test/error" in metrics.read_text() and (torch_home / "hub" / "checkpoints" / name).is_file()
