@@ -1,5 +1,7 @@
-"""SIGTERM and SIGINT (real signals to a real ``ram fit`` process) save a resumable checkpoint,
-print one line with the resume command, and the resumed run continues from that step."""
+"""SIGTERM (a real signal to a real ``ram fit`` process) and Ctrl-C (a real SIGINT the run sends
+itself, in-process) save a resumable checkpoint, print one line with the resume command, and the
+resumed run continues from that step."""
+import os
 import re
 import signal
 import subprocess
@@ -10,18 +12,31 @@ import torch
 
 from ram_lightning.cli import main
 from ram_lightning.interrupt import resume_command
+import pytorch_lightning as pl
+
 from tests.test_resume import RecordState, SlowSteps  # noqa: F401  (class paths used in the config)
 from tests.tiny_run import RAM, ROOT, load_checkpoint, subprocess_env, tiny_config, write_config
 
 STEPS_PER_EPOCH, EPOCHS = 4, 6
 
 
-def interrupt_config(root):
+class SignalSelf(pl.Callback):
+    """Sends ``signum`` to this very process after training step ``step`` (a real Ctrl-C, in-process)."""
+
+    def __init__(self, step: int = 3, signum: int = int(signal.SIGINT)) -> None:
+        self.step, self.signum = step, signum
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+def interrupt_config(root, extra=(), step_seconds: float = 0.15):
     config = tiny_config(root, {"class_path": "estimators.Reinforce", "init_args": {"baseline": "moving_average"}})
     config["trainer"].update(max_epochs=EPOCHS, limit_train_batches=STEPS_PER_EPOCH, limit_val_batches=0, callbacks=[
         {"class_path": "pytorch_lightning.callbacks.ModelCheckpoint", "init_args": {"every_n_train_steps": 2, "save_last": True}},
-        {"class_path": "tests.test_resume.SlowSteps", "init_args": {"seconds": 0.3}},
-        {"class_path": "tests.test_resume.RecordState", "init_args": {"path": str(root / "states.pt")}},
+        {"class_path": "tests.test_resume.SlowSteps", "init_args": {"seconds": step_seconds}},
+        {"class_path": "tests.test_resume.RecordState", "init_args": {"path": str(root / "states.pt")}}, *extra,
     ])
     config["model"]["init_args"]["lr_scheduler"] = {"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {"step_size": 1}}
     config["data"]["init_args"].update(train_size=32 * STEPS_PER_EPOCH)
@@ -47,29 +62,47 @@ def run_and_signal(config, root, signum, timeout: float = 90.0):
     return process.returncode, output
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_saves_a_checkpoint_says_how_to_resume_and_the_resumed_run_continues(signum, tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    config = interrupt_config(tmp_path)
-    status, output = run_and_signal(config, tmp_path, signum)
-    assert status == 128 + signum, output[-3000:]
-    line = output.strip().splitlines()[-1]
+def check_line_and_resume(line, config, root, signum, args):
+    """The printed line names ``signum``, the step and a checkpoint of that step; running the
+    printed command continues from there to the end, in the same run folder."""
     match = re.fullmatch(rf"Stopped by {signum.name} at step (\d+): checkpoint (\S+); resume with: (.+)", line)
     assert match, line
     step, path, command = int(match[1]), match[2], match[3]
-    assert command == resume_command(["fit", "--config", str(config), "--test_after_fit", "false"], path)
+    assert command == resume_command(args, path)
     saved = load_checkpoint(path)
     assert saved["global_step"] == step and step < EPOCHS * STEPS_PER_EPOCH
     assert saved["optimizer_states"][0]["state"][0]["step"] == step  # the step in progress was completed, not cut
 
     main(command.split()[1:])  # the printed command, as the user would run it
 
-    states = torch.load(tmp_path / "states.pt", weights_only=False)
+    states = torch.load(root / "states.pt", weights_only=False)
     assert states["start"]["global_step"] == step and states["start"]["adam"]["step"] == step
     assert torch.equal(states["start"]["reward_average"], saved["state_dict"]["estimator.reward_average"])
     assert states["end"]["global_step"] == states["end"]["adam"]["step"] == EPOCHS * STEPS_PER_EPOCH
-    assert len(list((tmp_path / "tiny").glob("version_*"))) == 1  # resumed in the same run folder
+    assert len(list((root / "tiny").glob("version_*"))) == 1  # resumed in the same run folder
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_real_ram_process_saves_says_how_to_resume_and_the_resumed_run_continues(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    config = interrupt_config(tmp_path)
+    status, output = run_and_signal(config, tmp_path, signal.SIGTERM)
+    assert status == 128 + signal.SIGTERM, output[-3000:]
+    args = ["fit", "--config", str(config), "--test_after_fit", "false"]
+    check_line_and_resume(output.strip().splitlines()[-1], config, tmp_path, signal.SIGTERM, args)
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_says_how_to_resume_and_the_resumed_run_continues(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    config = interrupt_config(tmp_path, [{"class_path": "tests.test_interrupt.SignalSelf", "init_args": {"step": 3}}], 0.0)
+    args = ["fit", "--config", str(config), "--test_after_fit", "false"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 128 + signal.SIGINT
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("Stopped by SIGINT at step 3: ")
+    check_line_and_resume(line, config, tmp_path, signal.SIGINT, args)
 
 
 def test_the_resume_command_replaces_an_earlier_ckpt_path():
