@@ -6,9 +6,9 @@
 - a checkpoint of another model class than the config's is a ``UserError`` (one line), and
   so is one whose DataModule-linked values (image shape, classes, vocabulary) differ from
   what the config's DataModule gives (``check_linked_hparams``, once the classes are built);
-- where the config or the command line gives a value explicitly (not the class default) that
-  differs from the checkpoint's, one line ``ram: warning: ...`` names the key, both values and
-  the one used. The checkpoint's value is used, since the saved weights were built with it,
+- where the config or the command line gives a value explicitly (a key under ``model`` in a
+  ``--config`` file, or a ``--model...`` option; see ``explicit_model_keys``) that differs from
+  the checkpoint's, one line ``ram: warning: ...`` names the key, both values and the one used. The checkpoint's value is used, since the saved weights were built with it,
   except for the keys a module lists in ``CHECKPOINT_OVERRIDABLE`` (evaluation settings such
   as ``eval_samples`` or ``beam_size``), where the explicit value is used.
 """
@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Set
+
+import yaml
 
 from estimators import get_estimator
 from estimators.spec import _plain, estimator_spec, import_class
@@ -59,11 +61,63 @@ def _import_model_class(path: str, where: str) -> type:
         raise UserError(f"{where}: model class {path!r} cannot be imported") from None
 
 
+def _model_keys(node: Any) -> Set[str]:
+    """The init-arg names a ``model`` value sets: ``{class_path, init_args: {...}}`` or ``{key: ...}``."""
+    if not isinstance(node, Mapping):
+        return set()
+    keys = set((node.get("init_args") or {}) if isinstance(node.get("init_args"), Mapping) else ())
+    return keys | {k for k in node if k not in ("class_path", "init_args", "dict_kwargs")}
+
+
+def _yaml(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+
+
+def explicit_model_keys(args: Sequence[str]) -> Set[str]:
+    """The model options a command line sets explicitly: keys under ``model`` in its
+    ``--config`` files (read as YAML) and ``--model.KEY`` / ``--model.init_args.KEY`` options
+    (or a ``--model`` value given as YAML or a YAML file)."""
+    from ram_lightning.user_errors import config_paths
+
+    keys: Set[str] = set()
+    for path in config_paths(args):
+        try:
+            with open(path) as handle:
+                config = _yaml(handle.read())
+        except OSError:
+            continue
+        if isinstance(config, Mapping):
+            keys |= _model_keys(config.get("model"))
+    args = list(args)
+    for index, arg in enumerate(args):
+        name, _, inline = arg.partition("=")
+        if name.startswith("--model.") and name not in ("--model.help",):
+            key = name[len("--model."):]
+            key = key[len("init_args."):] if key.startswith("init_args.") else key
+            if key and key != "class_path":
+                keys.add(key.split(".", 1)[0])
+        elif name == "--model":
+            value = inline or (args[index + 1] if index + 1 < len(args) else "")
+            parsed = _yaml(value)
+            if isinstance(parsed, str) and parsed.endswith((".yaml", ".yml")):
+                try:
+                    with open(parsed) as handle:
+                        parsed = _yaml(handle.read())
+                except OSError:
+                    parsed = None
+            keys |= _model_keys(parsed)
+    return keys
+
+
 def merge_checkpoint_hparams(
     saved: Mapping[str, Any],
     model_config: Any,
     ckpt_path: str,
     warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    explicit_keys: Optional[Set[str]] = None,
 ) -> Optional[Dict[str, Any]]:
     """The ``model`` section to merge over the config: ``{"class_path", "init_args"}``, or None.
 
@@ -72,6 +126,8 @@ def merge_checkpoint_hparams(
         model_config: the config's ``model`` (a ``{class_path, init_args}`` Namespace or dict).
         ckpt_path: for messages.
         warn: prints one conflict line.
+        explicit_keys: the model options the user gave (``explicit_model_keys``); None: those
+            whose config value is not the class default.
 
     Raises:
         UserError: the checkpoint was saved from another model class than the config's.
@@ -96,7 +152,10 @@ def merge_checkpoint_hparams(
         if key in PRIVATE or key in LINKED or key not in defaults and key not in explicit:
             continue
         ours, theirs = _normalise(key, explicit.get(key, defaults.get(key))), _normalise(key, value, strict=True)
-        given = key in explicit and ours != _normalise(key, defaults.get(key, inspect.Parameter.empty))
+        if explicit_keys is not None:
+            given = key in explicit_keys
+        else:
+            given = key in explicit and ours != _normalise(key, defaults.get(key, inspect.Parameter.empty))
         if ours == theirs or not given:
             merged[key] = value
             continue

@@ -29,7 +29,7 @@ from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from ram_lightning.checkpoint_hparams import check_linked_hparams, merge_checkpoint_hparams
+from ram_lightning.checkpoint_hparams import check_linked_hparams, explicit_model_keys, merge_checkpoint_hparams
 from ram_lightning.checkpoint_io import SafeCheckpointIO, load_checkpoint_file
 from ram_lightning.distributed import RankSeeds
 from ram_lightning.errors import NonFiniteError, UserError
@@ -57,6 +57,10 @@ class RamCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.vocabulary", "model.init_args.vocabulary", apply_on="instantiate")
 
+    def __init__(self, *args, raw_args: Optional[List[str]] = None, **kwargs) -> None:
+        self.raw_args = list(sys.argv[1:] if raw_args is None else raw_args)  # to tell explicit model options
+        super().__init__(*args, **kwargs)
+
     # Lightning's own --ckpt_path values that are not files.
     SPECIAL_CKPT_PATHS = ("last", "best", "hpc")
 
@@ -72,7 +76,8 @@ class RamCLI(LightningCLI):
         checkpoint = load_checkpoint_file(ckpt_path)
         self.run_record = read_run_record(checkpoint)
         self.ckpt_hparams = (str(ckpt_path), dict(checkpoint.get("hyper_parameters") or {}))
-        model = merge_checkpoint_hparams(checkpoint.get("hyper_parameters", {}), self.config[subcommand].get("model"), ckpt_path)
+        model = merge_checkpoint_hparams(checkpoint.get("hyper_parameters", {}), self.config[subcommand].get("model"), ckpt_path,
+                                         explicit_keys=explicit_model_keys(self.raw_args))
         if model is not None:
             self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
 
@@ -142,6 +147,7 @@ def build_cli(args: Optional[List[str]] = None, run: bool = True, on_signal: Opt
         subclass_mode_model=True,
         subclass_mode_data=True,
         args=args,
+        raw_args=args,
         run=run,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},

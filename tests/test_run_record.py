@@ -53,12 +53,15 @@ def test_resume_keeps_the_run_folder_and_best_checkpoints_and_evaluation_logs_be
     scores = [row["val/log_likelihood"] for row in metric_rows(tmp_path) if "val/log_likelihood" in row]
     assert len(scores) == 2 and float(state["best_model_score"]) == pytest.approx(max(scores))
     capsys.readouterr()
-    for _ in range(2):  # the same folder each time, not a new version
-        ram(["test", "--config", str(config), "--ckpt_path", str(last)])
+    for extra in ([], ["--model.init_args.hidden_size", "256"]):  # the same folder each time, not a new version
+        ram(["test", "--config", str(config), "--ckpt_path", str(last), *extra])
     assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["version_0"]
     lines = (tmp_path / "tiny" / "version_0" / "test" / "metrics.csv").read_text().splitlines()
     assert lines[0].count("test/error,") == 1 and len(lines) == 3  # one header, one row per `ram test`
-    assert "Logging to " + str(tmp_path / "tiny" / "version_0" / "test") in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Logging to " + str(tmp_path / "tiny" / "version_0" / "test") in err
+    # 256 is the class default, but given explicitly it is still a conflict, said once
+    assert err.count("ram: warning: ") == 1 and "model.hidden_size=16, the config or command line gives 256; using the checkpoint value 16" in err
     # one W&B run: the fit, the resumed fit and both tests all logged under the id kept in the checkpoint
     runs = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
     ids = {re.match(r"offline-run-\d+_\d+-([a-z0-9]+)", run.name)[1] for run in runs}  # (a "-1" suffix within one second)
@@ -121,3 +124,22 @@ def test_a_checkpoint_trained_on_other_data_shapes_is_one_line():
     check_linked_hparams("x.ckpt", {"image_shape": (1, 60, 60)}, {"image_shape": [1, 60, 60]})  # the same: fine
     with pytest.raises(UserError, match=r"trained with model.vocabulary = a vocabulary of 5 tokens, but the config's data gives a vocabulary of 6"):
         check_linked_hparams("x.ckpt", {"vocabulary": list("abcde")}, {"vocabulary": list("abcdef")})
+
+
+def test_explicit_model_keys_come_from_config_files_and_model_options(tmp_path):
+    from ram_lightning.checkpoint_hparams import explicit_model_keys
+
+    (tmp_path / "a.yaml").write_text("model:\n  class_path: X\n  init_args: {hidden_size: 8, estimator: reinforce}\n")
+    args = ["test", "--config", str(tmp_path / "a.yaml"), "--model.init_args.eval_samples", "3", "--model.beam_size=2",
+            "--model.estimator.init_args.num_samples", "4", "--trainer.max_epochs", "1", "--ckpt_path", "x.ckpt"]
+    assert explicit_model_keys(args) == {"hidden_size", "estimator", "eval_samples", "beam_size"}
+    assert explicit_model_keys(["fit", "--model", "{class_path: X, init_args: {dropout: 0.1}}"]) == {"dropout"}
+
+
+def test_an_explicit_value_equal_to_the_class_default_still_conflicts():
+    lines = []
+    saved = dict(SAVED, estimator={"class_path": "estimators.wake_sleep.WakeSleep", "init_args": {"num_samples": 5, "sleep_fraction": 0.0}})
+    merged = merge_checkpoint_hparams(saved, {**MODEL, "init_args": {"estimator": "reinforce"}}, "w.ckpt", lines.append,
+                                      explicit_keys={"estimator"})
+    assert len(lines) == 1 and "model.estimator=" in lines[0] and "using the checkpoint value" in lines[0]
+    assert merged["init_args"]["estimator"]["class_path"] == "estimators.wake_sleep.WakeSleep"
