@@ -154,7 +154,9 @@ def run_all(jobs: List[tuple], budget: dict, model_args: dict, args: argparse.Na
         for future in concurrent.futures.as_completed(futures):
             record(future.result())
     order = {(v.label, s): i for i, (v, s) in enumerate(jobs)}
-    return sorted(results, key=lambda r: order[(r["label"], r["seed"])])
+    results.sort(key=lambda r: order[(r["label"], r["seed"])])
+    (out / "results.json").write_text(json.dumps(results, indent=1))  # in job order, whatever order they finished in
+    return results
 
 
 def diagnostics_table(results: List[dict]) -> str:

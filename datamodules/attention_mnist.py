@@ -64,6 +64,8 @@ _ARGS_DOC = """
         batch_size: images per batch.
         num_workers: DataLoader worker processes (0: load in the main process).
         seed: fixes the validation split and the validation and test images.
+        predict_dir: a folder of PNG / JPEG files for ``ram predict`` (fitted to the canvas, see
+            ``datamodules.predict_images``); None: predict on the test split.
 """
 
 
@@ -91,6 +93,7 @@ class AttentionMNIST(pl.LightningDataModule):
         batch_size: int = 128,
         num_workers: int = 0,
         seed: int = 0,
+        predict_dir: str | None = None,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
@@ -114,6 +117,7 @@ class AttentionMNIST(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
+        self.predict_dir = predict_dir
         self.data_description: str | None = None  # what setup() loaded, in words
         self._datasets: dict[str, CanvasDataset] | None = None
 
@@ -251,6 +255,19 @@ class AttentionMNIST(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        """Items ``{"images", "image"}``: every PNG / JPEG in ``predict_dir`` fitted to the canvas
+        (``image`` = its path), else the test split (``image`` = its index there)."""
+        from datamodules.predict_images import CanvasFit, ImageFolder, IndexedImages
+
+        dataset = ImageFolder(self.predict_dir, CanvasFit(self.canvas_hw)) if self.predict_dir else IndexedImages(self.dataset("test"))
+        return make_loader(dataset, "predict", self.batch_size, self.num_workers)
+
+    def __str__(self) -> str:
+        """A description that reads no data (Lightning's would build every dataloader; jsonargparse
+        formats the DataModule while it applies the CLI's argument links)."""
+        return f"{type(self).__name__}(source={self.source!r}, canvas={self.canvas_hw[0]}x{self.canvas_hw[1]})"
 
 
 class TranslatedMNIST(AttentionMNIST):

@@ -49,8 +49,10 @@ class CaptionDataModule(pl.LightningDataModule):
 
     def __init__(self, image_size: int | Sequence[int], batch_size: int, num_workers: int,
                  min_count: int, vocab_path: str | os.PathLike | None,
-                 cache_features: str | None = None, feature_cache_dir: str | os.PathLike | None = None) -> None:
+                 cache_features: str | None = None, feature_cache_dir: str | os.PathLike | None = None,
+                 predict_dir: str | os.PathLike | None = None) -> None:
         super().__init__()
+        self.predict_dir = predict_dir  # ram predict: a folder of PNG / JPEG files instead of the test split
         self.cache_features = cache_features
         self.feature_cache_dir = Path(feature_cache_dir) if feature_cache_dir is not None else Path("cache") / "features"
         self.image_hw = image_hw(image_size)
@@ -216,4 +218,15 @@ class CaptionDataModule(pl.LightningDataModule):
         return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        """Every PNG / JPEG in ``predict_dir`` resized to ``image_size`` (items ``{"images",
+        "image": path}``), else the test split (batches with ``image_ids``)."""
+        if not self.predict_dir:
+            return self._loader("test")
+        from datamodules.predict_images import ImageFolder, ResizeRGB
+
+        return make_loader(ImageFolder(self.predict_dir, ResizeRGB(self.image_hw)), "predict", self.batch_size, self.num_workers)
+
+    def __str__(self) -> str:
+        """A description that reads no data (Lightning's would build every dataloader; jsonargparse
+        formats the DataModule while it applies the CLI's argument links)."""
+        return f"{type(self).__name__}(image_size={self.image_hw[0]}x{self.image_hw[1]})"

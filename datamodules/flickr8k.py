@@ -111,6 +111,8 @@ class Flickr8k(CaptionDataModule):
             features of every image once into ``feature_cache_dir``; batches then carry
             ``features`` [B, L, D] instead of images. None: images.
         feature_cache_dir: root of the feature cache (None: ./cache/features).
+        predict_dir: a folder of PNG / JPEG files for ``ram predict`` (resized to
+            ``image_size``); None: predict on the test split.
     """
 
     def __init__(
@@ -129,9 +131,10 @@ class Flickr8k(CaptionDataModule):
         num_workers: int = 0,
         cache_features: str | None = None,
         feature_cache_dir: str | None = None,
+        predict_dir: str | None = None,
     ) -> None:
         super().__init__(image_size, batch_size, num_workers, min_count, vocab_path,
-                         cache_features, feature_cache_dir)
+                         cache_features, feature_cache_dir, predict_dir)
         if split_source not in SPLIT_SOURCES:
             raise UserError(f"split_source must be one of {', '.join(SPLIT_SOURCES)}; got {split_source!r}")
         if on_bad_image not in BAD_IMAGE_POLICIES:

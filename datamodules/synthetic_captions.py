@@ -152,6 +152,7 @@ class SyntheticCaptions(CaptionDataModule):
             features of every image once into ``feature_cache_dir``; batches then carry
             ``features`` [B, L, D] instead of images. None: images.
         feature_cache_dir: root of the feature cache (None: ./cache/features).
+        predict_dir: a folder of PNG / JPEG files for ``ram predict``; None: the test split.
     """
 
     def __init__(
@@ -169,9 +170,10 @@ class SyntheticCaptions(CaptionDataModule):
         seed: int = 0,
         cache_features: str | None = None,
         feature_cache_dir: str | None = None,
+        predict_dir: str | None = None,
     ) -> None:
         super().__init__(image_size, batch_size, num_workers, min_count, vocab_path,
-                         cache_features, feature_cache_dir)
+                         cache_features, feature_cache_dir, predict_dir)
         for name, size in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
             if not isinstance(size, int) or size < 1:
                 raise UserError(f"{name} must be an integer >= 1, got {size!r}")

@@ -7,6 +7,7 @@
 """
 from .base import Estimator, EstimatorOutput, SampleTerms
 from .registry import ENTRY_POINT_GROUP, available_estimators, get_estimator, register
+from .spec import build_estimator, estimator_spec
 from .reinforce import Reinforce, reinforce_surrogate
 from .vimco import Vimco, vimco_surrogate
 from .wake_sleep import WakeSleep, wake_sleep_surrogate
@@ -22,6 +23,8 @@ __all__ = [
     "WakeSleep",
     "WakeSleepCV",
     "available_estimators",
+    "build_estimator",
+    "estimator_spec",
     "get_estimator",
     "register",
     "reinforce_surrogate",

@@ -8,12 +8,14 @@ control-variate coefficients) is saved in checkpoints; the maths lives in pure f
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
+import torch
 from torch import Tensor, nn
 
-from ram_lightning.errors import UserError
+from ram_lightning.errors import NonFiniteError, UserError
 
 SAMPLE_SOURCES = ("prior", "proposal")
 
@@ -61,6 +63,45 @@ class SampleTerms:
     def num_samples(self) -> int:
         return self.log_likelihood.shape[1]
 
+    def named_tensors(self) -> Dict[str, Tensor]:
+        """The terms that are given, by field name."""
+        return {name: getattr(self, name) for name in TERM_NAMES if getattr(self, name) is not None}
+
+
+TERM_NAMES = ("log_likelihood", "log_prior", "log_proposal", "baseline", "correct", "entropy", "sleep_log_proposal")
+
+
+def non_finite_rows(terms: SampleTerms) -> Optional[Tuple[str, int, int]]:
+    """``(term, rows affected, B)`` for the first term holding a NaN or infinity, else None.
+
+    One device synchronisation when every term is finite.
+    """
+    named = terms.named_tensors()
+    finite = torch.stack([torch.isfinite(value.detach()).all() for value in named.values()])
+    if bool(finite.all()):
+        return None
+    name = list(named)[int((~finite).nonzero()[0, 0])]
+    value = named[name].detach()
+    rows = int((~torch.isfinite(value)).reshape(value.shape[0], -1).any(-1).sum())
+    return name, rows, value.shape[0]
+
+
+def _check_finite_terms(estimator: "Estimator", args: tuple) -> None:
+    """Forward pre-hook of every estimator: refuse non-finite terms before ``forward`` can
+    update a moving-average baseline or control-variate buffer."""
+    terms = args[0] if args else None
+    if not isinstance(terms, SampleTerms):
+        return
+    bad = non_finite_rows(terms)
+    if bad is not None:
+        from .registry import estimator_name  # registry imports this module
+
+        name, rows, batch = bad
+        raise NonFiniteError(
+            f"estimator {estimator_name(estimator)} was given a non-finite SampleTerms.{name} "
+            f"in {rows} of {batch} rows (NaN or infinity); its buffers were not updated"
+        )
+
 
 @dataclass
 class EstimatorOutput:
@@ -85,6 +126,24 @@ class Estimator(nn.Module):
 
     sample_from: str = "prior"
 
+    def __new__(cls, *args, **kwargs):
+        """Record the constructor's arguments (defaults filled in) as ``_init_args``, so that
+        ``estimators.spec.estimator_spec`` can save the estimator as class path and options."""
+        self = super().__new__(cls)
+        try:
+            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+            bound.apply_defaults()
+        except TypeError:  # __init__ raises the error itself
+            return self
+        init_args = {}
+        for index, (name, value) in enumerate(bound.arguments.items()):
+            kind = inspect.signature(cls.__init__).parameters[name].kind
+            if index == 0 or kind is inspect.Parameter.VAR_POSITIONAL:
+                continue
+            init_args.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})
+        object.__setattr__(self, "_init_args", init_args)
+        return self
+
     def __init__(self, num_samples: int = 1) -> None:
         super().__init__()
         if not isinstance(num_samples, int) or num_samples < 1:
@@ -92,6 +151,7 @@ class Estimator(nn.Module):
         if self.sample_from not in SAMPLE_SOURCES:
             raise UserError(f"{type(self).__name__}.sample_from must be one of {SAMPLE_SOURCES}, got {self.sample_from!r}")
         self.num_samples = num_samples
+        self.register_forward_pre_hook(_check_finite_terms)
 
     @property
     def needs_baseline(self) -> bool:

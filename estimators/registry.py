@@ -9,11 +9,12 @@ from __future__ import annotations
 import importlib
 import inspect
 from importlib.metadata import entry_points
-from typing import Callable, Dict, Type, TypeVar, Union
+from typing import Any, Callable, Dict, Mapping, Type, TypeVar, Union
 
 from ram_lightning.errors import UserError
 
 from .base import Estimator
+from .spec import build_estimator, is_spec
 
 ENTRY_POINT_GROUP = "ram_lightning.estimators"
 
@@ -69,8 +70,11 @@ def available_estimators() -> list:
     return sorted(_REGISTRY)
 
 
-def get_estimator(name: Union[str, Estimator], **kwargs) -> Estimator:
-    """Instantiate the estimator registered as ``name`` with ``kwargs`` (an instance passes through)."""
+def get_estimator(name: Union[str, Estimator, Mapping[str, Any]], **kwargs) -> Estimator:
+    """Instantiate the estimator registered as ``name`` with ``kwargs``; an instance passes
+    through, and a ``{"class_path", "init_args"}`` spec (as checkpoints save it) is built."""
+    if is_spec(name) and not kwargs:
+        return build_estimator(name)
     if isinstance(name, Estimator):
         if kwargs:
             raise UserError("get_estimator: keyword arguments given with an estimator instance")

@@ -20,7 +20,7 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from estimators import Estimator, EstimatorOutput, SampleTerms
+from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
 from ram_lightning.bleu import CorpusBLEU
 from ram_lightning.core.caption_decoder import HardAttentionDecoder
 from ram_lightning.core.caption_inference import CaptionInferenceNetwork
@@ -80,6 +80,8 @@ class AttentionCaptioner(EstimatorModule):
     ) -> None:
         super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/bleu4")
         self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
+        self.estimator = get_estimator(estimator)
+        self.save_estimator_spec()
         self.vocabulary = list(vocabulary)
         missing = [token for token in SPECIAL_TOKENS if token not in self.vocabulary]
         if missing:
@@ -93,11 +95,14 @@ class AttentionCaptioner(EstimatorModule):
         features = self.encoder.feature_size
         self.decoder = HardAttentionDecoder(len(self.vocabulary), features, embedding_size, hidden_size, attention_size, dropout)
         self.build_estimator_heads(
-            estimator, supports_sleep=False, baseline=lambda: nn.Linear(features, 1),
+            self.estimator, supports_sleep=False, baseline=lambda: nn.Linear(features, 1),
             inference=lambda: CaptionInferenceNetwork(len(self.vocabulary), features, hidden_size, inference_embedding,
                                                       inference_hidden, attention_size),
         )
         self.bleu = nn.ModuleDict({split: CorpusBLEU() for split in ("val", "test")})
+
+    # Given explicitly with --ckpt_path, these win over the checkpoint's (ram_lightning.checkpoint_hparams).
+    CHECKPOINT_OVERRIDABLE = ("beam_size", "max_length")
 
     # ----------------------------------------------------------------- maths
     def check_batch(self, batch: Dict[str, Any]) -> None:
@@ -136,7 +141,7 @@ class AttentionCaptioner(EstimatorModule):
         return batch["features"] if "features" in batch else self.encoder(batch["images"])
 
     def estimator_output(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None) -> EstimatorOutput:
-        return self.estimator(self.sample_terms(batch, self.estimator.num_samples, train=True, generator=generator))
+        return self.run_estimator(self.sample_terms(batch, self.estimator.num_samples, train=True, generator=generator))
 
     def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
         """The attention policy p and, if any, q (for the gradient-variance probe)."""
@@ -187,8 +192,18 @@ class AttentionCaptioner(EstimatorModule):
         self._log_bleu("test")
 
     def predict_step(self, batch, batch_idx: int) -> Dict[str, list]:
+        """Batch-first predictions of a test batch (``image_ids``, images or ``features``), a
+        folder batch ``{"images", "image": paths}`` or bare images [B, C, H, W]: ``image``,
+        ``caption`` (words joined by spaces), ``tokens`` and ``attended_cells`` ((row, col) of
+        the grid cell attended for each word). Written as JSON lines by ``JsonLinesWriter``."""
         if isinstance(batch, dict):
             decoded = self.decode(batch.get("images"), features=batch.get("features"))
+            ids = batch.get("image_ids", batch.get("image"))
         else:
             decoded = self.decode(batch)
-        return {"captions": [" ".join(tokens) for tokens in decoded["tokens"]], **decoded}
+            ids = None
+        size = len(decoded["tokens"])
+        if ids is None:
+            ids = list(range(batch_idx * size, (batch_idx + 1) * size))
+        return {"image": ids, "caption": [" ".join(tokens) for tokens in decoded["tokens"]],
+                "tokens": decoded["tokens"], "attended_cells": [[list(cell) for cell in cells] for cells in decoded["locations"]]}

@@ -27,7 +27,7 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from estimators import Estimator, EstimatorOutput, SampleTerms
+from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
 from ram_lightning.core import AttentionCore, InferenceNetwork, Rollout
 from ram_lightning.errors import UserError
 from ram_lightning.estimator_module import EstimatorModule, default_optimizer
@@ -98,6 +98,8 @@ class AttentionClassifier(EstimatorModule):
     ) -> None:
         super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/error")
         self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
+        self.estimator = get_estimator(estimator)
+        self.save_estimator_spec()
         if num_classes < 2:
             raise UserError(f"AttentionClassifier: num_classes must be >= 2, got {num_classes}")
         if eval_samples < 1:
@@ -121,11 +123,14 @@ class AttentionClassifier(EstimatorModule):
             return InferenceNetwork(hidden_size, label_embedding_size, inference_hidden, self.core.num_scales, q_std, q_learn_std)
 
         # b(I) reads the context features (detached), so training it never moves the core.
-        self.build_estimator_heads(estimator, baseline=lambda: nn.Sequential(nn.Linear(hidden_size, 1)), inference=inference)
+        self.build_estimator_heads(self.estimator, baseline=lambda: nn.Sequential(nn.Linear(hidden_size, 1)), inference=inference)
         # Error rates as means of 0/1 mistakes: torchmetrics sums them across DDP processes.
         # keys "{split}_error" (first sample) and "{split}_error_avg" (M-sample average)
         self.errors = nn.ModuleDict({f"{split}_error": MeanMetric() for split in SPLITS})
         self.errors.update({f"{split}_error_avg": MeanMetric() for split in SPLITS[1:]})
+
+    # Given explicitly with --ckpt_path, these win over the checkpoint's (ram_lightning.checkpoint_hparams).
+    CHECKPOINT_OVERRIDABLE = ("eval_samples",)
 
     # ----------------------------------------------------------------- maths
     def check_batch(self, images: Tensor, targets: Tensor) -> None:
@@ -191,7 +196,7 @@ class AttentionClassifier(EstimatorModule):
                         generator: Optional[torch.Generator] = None) -> Tuple[EstimatorOutput, Tensor]:
         """The estimator's output on one batch and log p(. | a, I) [B, K, C] of its samples."""
         terms, log_probs, _ = self.sample_terms(images, targets, self.estimator.num_samples, train=True, generator=generator)
-        return self.estimator(terms), log_probs
+        return self.run_estimator(terms), log_probs
 
     def estimator_output(self, batch: Tuple[Tensor, Tensor], generator: Optional[torch.Generator] = None) -> EstimatorOutput:
         return self.training_output(*batch, generator=generator)[0]
@@ -251,7 +256,21 @@ class AttentionClassifier(EstimatorModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self.model_step(batch, "test")
 
-    def predict_step(self, batch, batch_idx: int) -> Dict[str, Tensor]:
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        probabilities = self(images, self.eval_samples, generator=self.eval_stream())
-        return {"probabilities": probabilities, "prediction": probabilities.argmax(-1)}
+    def predict_step(self, batch, batch_idx: int) -> Dict[str, object]:
+        """Batch-first predictions of a batch ``{"images": [B, C, H, W], "image": ids}`` (or bare
+        images): ``prediction`` [B] and ``probabilities`` [B, C] from ``eval_samples`` glimpse
+        sequences (as ``forward``); ``locations`` [B, N, 2] and ``scales`` [B, N] (scale factors,
+        or None) of the first sequence. Written as JSON lines by ``JsonLinesWriter``."""
+        ids = None
+        if isinstance(batch, dict):
+            images, ids = batch["images"], batch.get("image")
+        else:
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        self.core.check_images(images)
+        if ids is None:
+            ids = torch.arange(images.shape[0]) + batch_idx * images.shape[0]
+        rollout = self.core.rollout(images, self.eval_samples, generator=self.eval_stream())
+        probabilities = self.head(rollout.hidden).softmax(-1).mean(1)  # [B, C]
+        scales = None if rollout.scales is None else self.core.scale_values[rollout.scales[:, 0]]  # [B, N]
+        return {"image": ids, "prediction": probabilities.argmax(-1), "probabilities": probabilities,
+                "locations": rollout.locations[:, 0], "scales": scales}

@@ -2,32 +2,49 @@
 
     ram fit --config configs/quickstart.yaml            # trains, then tests the best checkpoint
     ram test --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt
+    ram predict --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt   # -> predictions.jsonl
+    ram fit --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt       # resume the same run
     ram fit --help ; ram fit --print_config
 
 Models and data modules are chosen by ``class_path`` in the config. The DataModule's
 ``image_shape`` and ``num_classes`` are linked into the model, so the two cannot disagree.
 An estimator is given by registered name (``estimator: reinforce``) or by ``class_path``;
 plug-ins installed under the ``ram_lightning.estimators`` entry-point group are found by name.
+
+Every Trainer gets ``SafeCheckpointIO`` (weights-only loads, atomic saves) and the callbacks
+``RunRecord`` (where the run logs, kept in its checkpoints), ``SaveOnSignal`` (SIGINT / SIGTERM
+save a resumable checkpoint) and ``JsonLinesWriter`` (``ram predict`` output). User mistakes
+end in one line ``ram: error: ...`` (``ram_lightning.user_errors``).
 """
 from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from typing import List, Optional
 
 import pytorch_lightning as pl
 from jsonargparse import Namespace
 from jsonargparse._actions import _ActionPrintConfig
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.plugins.io import CheckpointIO
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 import datamodules  # noqa: F401  the shipped DataModules: `--data TranslatedMNIST` by short name
 import ram_lightning.captioner  # noqa: F401  the shipped models: `--model.help AttentionClassifier`
 import ram_lightning.classifier  # noqa: F401
+from ram_lightning.checkpoint_hparams import check_linked_hparams, explicit_model_keys, merge_checkpoint_hparams
+from ram_lightning.checkpoint_io import SafeCheckpointIO, load_checkpoint_file
 from ram_lightning.distributed import RankSeeds
 from ram_lightning.errors import NonFiniteError, UserError
+from ram_lightning.interrupt import SaveOnSignal
+from ram_lightning.prediction_writer import JsonLinesWriter
 from ram_lightning.run_defaults import DEFAULTS_FILE, fill_run_defaults
+from ram_lightning.run_record import RunRecord, apply_run_record, continue_csv_logs, read_run_record
 from ram_lightning.tracking import configure_wandb
+from ram_lightning.user_errors import as_user_error, check_config_files
 
 # The end of `ram <subcommand> --help`: where the model's, data's and estimator's options are.
 HELP_EPILOG = (
@@ -44,7 +61,9 @@ EXIT_STATUS = {UserError: 2, NonFiniteError: 1}
 
 
 class RamCLI(LightningCLI):
-    """LightningCLI with the data -> model links and a test run after ``fit``."""
+    """LightningCLI with the data -> model links, a test run after ``fit``, and ``--ckpt_path``
+    handled safely: read weights-only, its hyperparameters merged with every conflict said, its
+    run continued by the loggers."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -59,6 +78,10 @@ class RamCLI(LightningCLI):
         parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.vocabulary", "model.init_args.vocabulary", apply_on="instantiate")
+
+    def __init__(self, *args, raw_args: Optional[List[str]] = None, **kwargs) -> None:
+        self.raw_args = list(sys.argv[1:] if raw_args is None else raw_args)  # to tell explicit model options
+        super().__init__(*args, **kwargs)
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         """Parse, fill in the shared defaults that follow the run's name and model
@@ -81,15 +104,58 @@ class RamCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         fill_run_defaults(self.config[subcommand] if subcommand else self.config)
 
+    # Lightning's own --ckpt_path values that are not files.
+    SPECIAL_CKPT_PATHS = ("last", "best", "hpc")
+
+    def _parse_ckpt_path(self) -> None:
+        """With ``--ckpt_path``: read the checkpoint once (weights only; a missing, broken or unsafe
+        file is one line), merge its hyperparameters over the config saying every conflict
+        (``ram_lightning.checkpoint_hparams``), and keep its run record for the loggers."""
+        self.run_record, self.ckpt_hparams = [], None
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or str(ckpt_path) in self.SPECIAL_CKPT_PATHS or str(ckpt_path).startswith("registry"):
+            return
+        checkpoint = load_checkpoint_file(ckpt_path)
+        self.run_record = read_run_record(checkpoint)
+        self.ckpt_hparams = (str(ckpt_path), dict(checkpoint.get("hyper_parameters") or {}))
+        model = merge_checkpoint_hparams(checkpoint.get("hyper_parameters", {}), self.config[subcommand].get("model"), ckpt_path,
+                                         explicit_keys=explicit_model_keys(self.raw_args))
+        if model is not None:
+            self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+
     def before_instantiate_classes(self) -> None:
-        """Decide W&B's mode (online, or offline said once) before a WandbLogger is built."""
+        """Point the loggers at the checkpoint's run (if any); decide W&B's mode (online, or
+        offline said once) before a WandbLogger is built."""
+        logger = self.config_dump_value("trainer").get("logger")
+        continued = apply_run_record(logger, getattr(self, "run_record", []), self.subcommand)
+        for line in continued:
+            if rank_zero_only.rank == 0:
+                print(line, file=sys.stderr, flush=True)
+        if continued:  # Lightning's warnings about reusing the run's folder: that is the point here
+            for message in ("The dirpath has changed from", "Experiment logs directory .* exists and is not empty",
+                            "Checkpoint directory .* exists and is not empty"):
+                warnings.filterwarnings("ignore", message=message)
         self._wandb_lines: List[str] = []  # said after the Data line (instantiate_classes)
-        configure_wandb(self.config_dump_value("trainer").get("logger"), announce=self._wandb_lines.append)
+        configure_wandb(logger, announce=self._wandb_lines.append)
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
-        for line in getattr(self, "_wandb_lines", []):
+        for line in getattr(self, "_wandb_lines", []):  # the W&B offline line, after the Data line
             print(line, file=sys.stderr, flush=True)
+
+    def after_instantiate_classes(self) -> None:
+        super().after_instantiate_classes()
+        if getattr(self, "ckpt_hparams", None) and getattr(self, "model", None) is not None:
+            check_linked_hparams(*self.ckpt_hparams, self.model.hparams)
+        if getattr(self, "run_record", None) and getattr(self, "trainer", None) is not None:
+            continue_csv_logs(self.trainer.loggers)
+
+    def _warn_without_checkpoint(self) -> None:
+        if not self.config_dump_value("ckpt_path") and rank_zero_only.rank == 0:
+            print(f"ram: warning: no --ckpt_path: `ram {self.subcommand}` uses freshly initialised weights", file=sys.stderr, flush=True)
+
+    before_validate = before_test = before_predict = _warn_without_checkpoint
 
     def after_fit(self) -> None:
         if not self.config_dump_value("test_after_fit") or self.trainer.interrupted:
@@ -98,6 +164,24 @@ class RamCLI(LightningCLI):
         ckpt_path = getattr(checkpoint, "best_model_path", "") or None
         rank_zero_info(f"Testing the {'best checkpoint' if ckpt_path else 'final weights'} on the test set")
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+
+    def _instantiate_trainer(self, config: dict, callbacks: list) -> pl.Trainer:
+        """The Trainer, with ``SafeCheckpointIO`` (weights-only loads, atomic saves) unless the
+        config brings a CheckpointIO of its own."""
+        plugins = config.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins.append(SafeCheckpointIO())
+        return super()._instantiate_trainer({**config, "plugins": plugins}, callbacks)
+
+    def after_predict(self) -> None:
+        """Finish W&B (which prints on exit), then say where the predictions are, last."""
+        writer = next((c for c in self.trainer.callbacks if isinstance(c, JsonLinesWriter) and c.path), None)
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
+                logger.experiment.finish()
+        if writer is not None and self.trainer.is_global_zero:
+            print(f"Predictions: {writer.path}", flush=True)
 
     def config_dump_value(self, key: str):
         return self.config.get(self.subcommand, self.config).get(key)
@@ -110,49 +194,50 @@ class _DropLightningTip(logging.Filter):
         return not str(record.msg).startswith("💡 Tip:")
 
 
-def build_cli(args: Optional[List[str]] = None, run: bool = True) -> RamCLI:
+def build_cli(args: Optional[List[str]] = None, run: bool = True, on_signal: Optional[SaveOnSignal] = None) -> RamCLI:
+    """The CLI; ``on_signal``: the SIGINT/SIGTERM callback (made here if not given)."""
     tip_filter = _DropLightningTip()
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(tip_filter)
     try:
-        return _build_cli(args, run)
+        return _build_cli(args, run, on_signal or SaveOnSignal(args))
     finally:
         logging.getLogger("pytorch_lightning.utilities.rank_zero").removeFilter(tip_filter)
 
 
-def _build_cli(args: Optional[List[str]], run: bool) -> RamCLI:
+def _build_cli(args: Optional[List[str]], run: bool, on_signal: SaveOnSignal) -> RamCLI:
     return RamCLI(
         pl.LightningModule,
         pl.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         args=args,
+        raw_args=args,
         run=run,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         # the shared defaults, composed before any --config, for every subcommand
         parser_kwargs={sub: {"default_config_files": [str(DEFAULTS_FILE)], "epilog": HELP_EPILOG.format(sub=sub)}
                        for sub in LightningCLI.subcommands()},
-        trainer_defaults={"callbacks": [RankSeeds()]},  # appended to the config's callbacks
+        # appended to the config's callbacks
+        trainer_defaults={"callbacks": [RankSeeds(), RunRecord(), on_signal, JsonLinesWriter(announce=False)]},
     )
 
 
 def find_user_error(error: BaseException) -> Optional[Exception]:
-    """The UserError or NonFiniteError that caused ``error`` (jsonargparse and Lightning wrap
-    exceptions), or None."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, tuple(EXIT_STATUS)):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
+    """The UserError or NonFiniteError behind ``error`` (see ``ram_lightning.user_errors``), or None."""
+    return as_user_error(error)
 
 
 def main(args: Optional[List[str]] = None) -> None:
     """Entry point of the ``ram`` console script; user mistakes (exit 2) and diverged training
     (exit 1) print one line, no traceback."""
+    on_signal = SaveOnSignal(args)
+    UserError.last = None
     try:
-        build_cli(args)
+        check_config_files(sys.argv[1:] if args is None else args)
+        build_cli(args, on_signal=on_signal)
+    except SIGTERMException:  # SIGINT or SIGTERM: the checkpoint is saved and the line printed
+        raise SystemExit(on_signal.exit_status) from None
     except Exception as error:
         user_error = find_user_error(error)
         if user_error is None:

@@ -8,7 +8,18 @@ and keeps its traceback.
 
 class UserError(ValueError):
     """A mistake in the user's input, configuration or data: the message says what was wrong
-    and what was expected."""
+    and what was expected.
+
+    ``UserError.last`` is the most recent one raised in this process: jsonargparse turns an
+    error raised while it instantiates a class (an estimator given by ``class_path``) into a
+    message string, and the ``ram`` CLI uses this to report the original in one line.
+    """
+
+    last: "UserError | None" = None
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        UserError.last = self
 
 
 class DataError(UserError):

@@ -29,7 +29,8 @@ class EstimatorInputs:
 
     def build_estimator_heads(self, estimator: Union[str, Estimator], baseline: Callable[[], nn.Module],
                               inference: Callable[[], nn.Module], supports_sleep: bool = True) -> None:
-        """Set ``self.estimator`` (a registered name, a class path or an instance) and build the
+        """Set ``self.estimator`` (a registered name, a class path or an instance, e.g. the one
+        the model already made with ``get_estimator``) and build the
         heads its flags ask for, always in this order, so that initial weights do not depend on
         the model: ``self.baseline = baseline()`` if it ``needs_baseline``, else None; then
         ``self.inference = inference()`` if it samples from the proposal or asks for sleep

@@ -19,14 +19,16 @@ This base class gives them:
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List, Optional
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from estimators import Estimator, EstimatorOutput
+from estimators import Estimator, EstimatorOutput, SampleTerms
 from estimators.registry import estimator_name
+from estimators.spec import estimator_spec
 from ram_lightning.distributed import run_seed, seed_rank_stream, stream_seed
 from ram_lightning.errors import NonFiniteError, UserError
 from ram_lightning.estimator_inputs import EstimatorInputs
@@ -35,6 +37,14 @@ from ram_lightning.finite import first_non_finite
 
 # Tags of the private random streams (one generator per evaluation stage, reseeded each epoch).
 STREAMS = {"validate": 1, "test": 2, "predict": 3, "probe": 4}
+
+
+def _factory_name(factory: Any) -> str:
+    """The class an optimizer / scheduler factory builds (jsonargparse gives a functools.partial
+    whose first class argument is it)."""
+    args = getattr(factory, "args", ())
+    target = next((a for a in args if isinstance(a, type)), None) or getattr(factory, "func", factory)
+    return f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', type(target).__qualname__)}".lstrip(".")
 
 
 def default_optimizer(params) -> torch.optim.Optimizer:
@@ -76,6 +86,13 @@ class EstimatorModule(EstimatorInputs, pl.LightningModule):
         other groups worth watching in the gradient diagnostics."""
         raise NotImplementedError
 
+    def save_estimator_spec(self) -> None:
+        """Put ``self.estimator`` in the hyperparameters as class path + options (not the
+        instance), so that ``load_from_checkpoint(path)`` alone rebuilds it."""
+        # Checkpoints save ``hparams``; the loggers record ``hparams_initial``, which keeps the
+        # estimator out (``tracking.WandbRunInfo`` records its repr).
+        self.hparams["estimator"] = estimator_spec(self.estimator)
+
     # ----------------------------------------------------------------- random streams
     def private_stream(self, name: str) -> torch.Generator:
         """A new generator on this module's device for the stream ``name`` (a key of ``STREAMS``),
@@ -100,6 +117,23 @@ class EstimatorModule(EstimatorInputs, pl.LightningModule):
         self._eval_stream = self.private_stream("predict")
 
     # ----------------------------------------------------------------- training output
+    def run_estimator(self, terms: SampleTerms) -> EstimatorOutput:
+        """``self.estimator(terms)``; under DDP the processes first agree whether any was given
+        non-finite terms (the estimator's NonFiniteError), so that none is left waiting in the
+        gradient all-reduce while another stops."""
+        error: Optional[NonFiniteError] = None
+        try:
+            output = self.estimator(terms)
+        except NonFiniteError as raised:
+            error = raised
+        if self._trainer is not None and self.trainer.world_size > 1:
+            if self.trainer.strategy.reduce_boolean_decision(error is not None, all=False) and error is None:
+                raise NonFiniteError(f"training stopped at step {self.global_step}: estimator "
+                                     f"{estimator_name(self.estimator)} was given non-finite terms on another process")
+        if error is not None:
+            raise error
+        return output
+
     def log_estimator_output(self, output: EstimatorOutput, batch_size: int) -> Tensor:
         """Check ``output`` is finite, log ``train/loss`` and ``train/<metric>``; returns the loss."""
         self.check_finite_output(output)
@@ -167,7 +201,29 @@ class EstimatorModule(EstimatorInputs, pl.LightningModule):
                 {"params": [p for p in self.parameters() if id(p) not in q_ids]},
                 {"params": q_params, "lr": self.inference_lr},
             ]
-        optimizer = self.optimizer_factory(params)
+        try:
+            optimizer = self.optimizer_factory(params)
+        except ValueError as error:  # torch.optim's checks: "Invalid learning rate: -0.001", ...
+            raise UserError(f"model.optimizer ({_factory_name(self.optimizer_factory)}): {error}") from None
         if self.lr_scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.lr_scheduler_factory(optimizer), "monitor": self.monitor}}
+        try:
+            scheduler = self.lr_scheduler_factory(optimizer)
+        except ValueError as error:
+            raise UserError(f"model.lr_scheduler ({_factory_name(self.lr_scheduler_factory)}): {error}") from None
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None,
+                             weights_only=None, **kwargs):
+        """Lightning's ``load_from_checkpoint``, always with ``weights_only=True`` (URLs too:
+        Lightning's default there would unpickle arbitrary code); an unsafe or unreadable file
+        is a ``CheckpointError`` naming it."""
+        from ram_lightning.checkpoint_io import CheckpointError, load_checkpoint_file
+
+        if weights_only is False:
+            raise CheckpointError(f"checkpoint {checkpoint_path}: weights_only=False loads are not allowed (they can run code)")
+        if isinstance(checkpoint_path, (str, os.PathLike)):
+            load_checkpoint_file(checkpoint_path)  # one clear error for a missing, unsafe or broken file
+        return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, weights_only=True, **kwargs)

@@ -101,7 +101,7 @@ def test_a_run_killed_mid_epoch_resumes_where_its_checkpoint_left_off(tmp_path, 
     killed = run_until_killed(config, tmp_path)
     step, epoch = killed["global_step"], killed["epoch"]
     assert step >= KILL_AFTER and step % STEPS_PER_EPOCH != 0, "the checkpoint is from inside an epoch"
-    saved = tmp_path / "killed.ckpt"  # the resumed run rewrites last.ckpt in a new version folder
+    saved = tmp_path / "killed.ckpt"  # the resumed run continues its folder and rewrites last.ckpt
     shutil.copy(next((tmp_path / "tiny").glob("version_*/checkpoints/last.ckpt")), saved)
 
     main(["fit", "--config", str(config), "--ckpt_path", str(saved), "--test_after_fit", "false"])

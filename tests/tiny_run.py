@@ -15,7 +15,7 @@ RAM = [sys.executable, "-m", "ram_lightning.cli"]
 
 
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)  # what ram itself allows
 
 
 def subprocess_env() -> dict:

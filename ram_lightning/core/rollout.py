@@ -5,6 +5,8 @@ network call; the only Python loop is over the N glimpses.
 """
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple, Union
 
@@ -109,6 +111,18 @@ class AttentionCore(nn.Module):
                 raise UserError(f"AttentionCore: {name} must be >= 1, got {value}")
         if scales is not None and (len(scales) == 0 or any(s <= 0 for s in scales)):
             raise UserError(f"AttentionCore: scales must be a non-empty list of positive factors, got {scales!r}")
+        if not location_std > 0:
+            raise UserError(f"AttentionCore: location_std must be > 0 (the std of the Gaussian location policy), got {location_std}")
+        if not 0 <= scale_epsilon <= 1:
+            raise UserError(f"AttentionCore: scale_epsilon must be in [0, 1], got {scale_epsilon}")
+        smallest = glimpse_size * 2 ** (num_patches - 1) * min(scales or [1.0])
+        if smallest > max(height, width):
+            warnings.warn(
+                f"AttentionCore: every glimpse is wider than the {height}x{width} image (the widest patch is "
+                f"glimpse_size {glimpse_size} x 2^(num_patches-1) x smallest scale = {smallest:g} px); "
+                f"most of it will read zeros beyond the edges",
+                UserWarning, stacklevel=2,
+            )
         self.image_shape = (channels, height, width)
         self.num_glimpses = num_glimpses
         self.hidden_size = hidden_size

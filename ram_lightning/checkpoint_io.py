@@ -1,0 +1,154 @@
+"""Reading and writing checkpoints safely: never run code from a file, never lose a good one.
+
+``SafeCheckpointIO`` is the CheckpointIO plugin the ``ram`` CLI gives every Trainer:
+
+- loads (local path or http(s) URL) always use ``torch.load(weights_only=True)``: a
+  checkpoint carrying a pickle payload is refused with one line, its code never runs;
+- saves are atomic: the checkpoint is written to a temporary file in the destination
+  folder, flushed and fsynced, then moved over the real name with ``os.replace``. A failed
+  save (no space left, read-only folder, a signal) leaves the previous checkpoint intact and
+  no partial file under a checkpoint's name, and stops with one line naming the file.
+
+``load_checkpoint_file`` is the same load for code outside a Trainer (the CLI reading a
+checkpoint's hyperparameters, ``EstimatorModule.load_from_checkpoint``).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Union
+
+import torch
+from lightning_fabric.utilities.cloud_io import get_filesystem
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from ram_lightning.errors import UserError
+
+PathLike = Union[str, os.PathLike]
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be read (missing, not a checkpoint, unsafe) or written."""
+
+
+def is_url(path: PathLike) -> bool:
+    return str(path).startswith(("http://", "https://"))
+
+
+def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]:
+    """The checkpoint dict at ``path`` (a local file or an http(s) URL), loaded with
+    ``weights_only=True``.
+
+    Raises:
+        CheckpointError: missing file, unreachable URL, not a checkpoint, or a pickle payload
+            (anything ``weights_only`` refuses).
+    """
+    where = f"checkpoint {path}"
+    try:
+        if is_url(path):
+            # torch.hub caches by file name under $TORCH_HOME/hub/checkpoints.
+            checkpoint = torch.hub.load_state_dict_from_url(str(path), map_location=map_location, weights_only=True)
+        else:
+            if not Path(path).is_file():
+                raise CheckpointError(f"{where}: no such file" + (" (it is a directory)" if Path(path).is_dir() else ""))
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except CheckpointError:
+        raise
+    except pickle.UnpicklingError as error:
+        text = str(error)
+        if "Unsupported global" in text:
+            name = text.split("Unsupported global:", 1)[1].split(" was not", 1)[0].strip()
+            raise CheckpointError(
+                f"{where} refused: it holds Python objects that a weights-only load does not accept "
+                f"({name}); checkpoints are never unpickled with code execution"
+            ) from None
+        detail = "unpickling failed"
+        if "WeightsUnpickler" in text:
+            detail = text.rsplit("WeightsUnpickler error:", 1)[-1].strip().splitlines()[0]
+        raise CheckpointError(f"{where} is not a PyTorch checkpoint (torch.load: {detail})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        raise CheckpointError(f"{where} is not a PyTorch checkpoint ({type(error).__name__}: {first_line})") from None
+    except OSError as error:  # unreadable file, URL errors (urllib's URLError is an OSError)
+        reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or error
+        raise CheckpointError(f"{where} cannot be read: {reason}") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{where} is not a Lightning checkpoint (no state_dict)")
+    return checkpoint
+
+
+def atomic_torch_save(obj: Any, path: PathLike) -> None:
+    """``torch.save(obj, path)`` through a temporary file in ``path``'s folder, fsynced, then
+    ``os.replace``d; on failure the temporary file is removed and ``path`` is untouched.
+
+    Raises:
+        CheckpointError: the folder cannot be created or written, or the disk is full.
+    """
+    path = Path(path)
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(obj, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+        temporary = None
+        _fsync_folder(path.parent)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CheckpointError(
+            f"could not write checkpoint {path}: {reason}; the previous checkpoint under that name (if any) is intact"
+        ) from None
+    finally:
+        if temporary is not None:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable (best effort: not every file system allows opening a folder)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _is_local(path: PathLike) -> bool:
+    protocol = get_filesystem(path).protocol
+    return "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
+
+
+def _keep_device(storage, location):
+    return storage
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """TorchCheckpointIO with weights-only loads and atomic local saves (see the module docstring)."""
+
+    def save_checkpoint(self, checkpoint: Dict[str, Any], path: PathLike, storage_options: Optional[Any] = None) -> None:
+        if "://" in str(path) and not str(path).startswith("file://"):
+            return super().save_checkpoint(checkpoint, path, storage_options)  # fsspec's own transaction
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} does not take storage_options")
+        atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path: PathLike, map_location: Optional[Callable] = None,
+                        weights_only: Optional[bool] = None) -> Dict[str, Any]:
+        if weights_only is False:
+            raise CheckpointError(f"checkpoint {path}: weights_only=False loads are not allowed in ram (they can run code)")
+        if is_url(path) or _is_local(path):
+            return load_checkpoint_file(path, map_location if map_location is not None else _keep_device)
+        return super().load_checkpoint(path, map_location, weights_only=True)

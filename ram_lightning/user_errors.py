@@ -1,0 +1,63 @@
+"""Turning the user's mistakes that surface as other exceptions into one-line ``UserError``s.
+
+- ``check_config_files(args)``: every ``--config`` / ``-c`` file exists and is valid YAML
+  (jsonargparse's own message names neither the file nor, always, the line);
+- ``as_user_error(error)``: the UserError or NonFiniteError behind ``error`` (jsonargparse
+  and Lightning wrap exceptions; jsonargparse even flattens an error raised inside a class it
+  instantiates into a message string), or a permission problem with a file or folder, else None.
+"""
+from __future__ import annotations
+
+import errno
+from typing import List, Optional, Sequence
+
+import yaml
+
+from ram_lightning.errors import NonFiniteError, UserError
+
+
+def config_paths(args: Sequence[str]) -> List[str]:
+    """The values of ``--config X``, ``--config=X``, ``-c X`` in a command line."""
+    paths, args = [], list(args)
+    for index, arg in enumerate(args):
+        if arg in ("--config", "-c") and index + 1 < len(args):
+            paths.append(args[index + 1])
+        elif arg.startswith("--config="):
+            paths.append(arg.split("=", 1)[1])
+    return paths
+
+
+def check_config_files(args: Sequence[str]) -> None:
+    """Raise a UserError naming the file (and line) of a missing, unreadable or invalid YAML config."""
+    for path in config_paths(args):
+        try:
+            with open(path) as handle:
+                yaml.safe_load(handle)
+        except FileNotFoundError:
+            raise UserError(f"config file {path}: no such file") from None
+        except IsADirectoryError:
+            raise UserError(f"config file {path}: is a directory, expected a YAML file") from None
+        except PermissionError:
+            raise UserError(f"config file {path}: permission denied") from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise UserError(f"config file {path}: invalid YAML{where}: {problem}") from None
+
+
+def as_user_error(error: Optional[BaseException]) -> Optional[Exception]:
+    """See the module docstring."""
+    seen, first = set(), error
+    while error is not None and id(error) not in seen:
+        if isinstance(error, (UserError, NonFiniteError)):
+            return error
+        if isinstance(error, PermissionError) or (isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM)):
+            name = error.filename or "a file or folder"
+            return UserError(f"{name}: permission denied ({error.strerror or error}); check who may read or write it")
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    last = UserError.last
+    if isinstance(first, (ValueError, TypeError)) and last is not None and str(last) and str(last) in str(first):
+        return last  # raised inside a class jsonargparse was instantiating, then flattened into its message
+    return None
