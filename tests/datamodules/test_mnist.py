@@ -1,19 +1,17 @@
-"""MNIST files: IDX reading, md5 checks, finding, downloading (never over the network here),
-and the rendered fallback."""
+"""MNIST files: finding, md5 checks, downloading (never over the network here) and loading; the
+IDX format and the rendered fallback have their own test files."""
 import gzip
 import io
 import os
 import shutil
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from datamodules import load_mnist, read_idx, render_digits
+from datamodules import load_mnist, read_idx
 from datamodules.mnist_download import MNIST_MIRRORS, download_mnist, file_md5, verify_mnist_file
 from datamodules.mnist_files import MNIST_FILES, find_mnist, resolve_data_dir
 from ram_lightning.errors import DataError
@@ -41,11 +39,6 @@ def _link_all(mnist_dir: Path, dest: Path, skip: str | None = None) -> None:
     for key, path in find_mnist(mnist_dir).items():
         if key != skip:
             (dest / path.name).symlink_to(path.resolve())
-
-
-def _idx_bytes(code: int, dims: tuple[int, ...], payload: bytes) -> bytes:
-    header = bytes([0, 0, code, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
-    return header + payload
 
 
 class _FakeResponse(io.BytesIO):
@@ -143,40 +136,6 @@ def test_md5_cache_notices_a_changed_file(mnist_dir, tmp_path):
         verify_mnist_file(copy, "test_labels")
 
 
-@pytest.mark.parametrize(
-    "content, expected",
-    [
-        (b"", "too short"),
-        (b"\x00\x00", "too short"),
-        (b"\x01\x02\x08\x01" + (3).to_bytes(4, "big") + b"abc", "magic"),
-        (b"\x00\x00\x07\x01" + (3).to_bytes(4, "big") + b"abc", "type code"),
-        (b"\x00\x00\x08\x03" + (3).to_bytes(4, "big"), "too short"),
-        (_idx_bytes(0x08, (2, 3), b"12345"), "expected 18"),
-        (_idx_bytes(0x08, (2, 3), b"1234567"), "longer"),
-        (_idx_bytes(0x0C, (2,), b"\x00" * 7), "expected 16"),
-    ],
-)
-def test_read_idx_rejects_malformed_raw_files(tmp_path, content, expected):
-    path = tmp_path / "bad-idx"
-    path.write_bytes(content)
-    with pytest.raises(DataError) as info:
-        read_idx(path)
-    assert str(path) in str(info.value)
-    assert expected in str(info.value)
-
-
-def test_read_idx_other_dtypes_big_endian(tmp_path):
-    values = np.arange(-3, 3, dtype=">i4").reshape(2, 3)
-    path = tmp_path / "ints"
-    path.write_bytes(_idx_bytes(0x0C, (2, 3), values.tobytes()))
-    out = read_idx(path)
-    assert out.dtype == torch.int32
-    assert out.tolist() == values.tolist()
-    floats = np.array([0.5, -2.0], dtype=">f4")
-    (tmp_path / "floats.gz").write_bytes(gzip.compress(_idx_bytes(0x0D, (2,), floats.tobytes())))
-    assert read_idx(tmp_path / "floats.gz").tolist() == [0.5, -2.0]
-
-
 # --------------------------------------------------------------------------- missing data
 
 
@@ -260,38 +219,3 @@ def test_download_with_wrong_md5_everywhere_fails(monkeypatch, tmp_path):
         download_mnist(tmp_path)
     assert "md5" in str(info.value) and MNIST_FILES["train_images"].md5 in str(info.value)
     assert list(tmp_path.iterdir()) == []
-
-
-# --------------------------------------------------------------------------- rendered digits
-
-
-def test_render_digits_shapes_and_determinism():
-    images, labels = render_digits(20, seed=3)
-    assert images.shape == (200, 28, 28) and images.dtype == torch.uint8
-    assert labels.shape == (200,) and labels.dtype == torch.int64
-    assert torch.bincount(labels, minlength=10).tolist() == [20] * 10
-    again_images, again_labels = render_digits(20, seed=3)
-    assert torch.equal(images, again_images) and torch.equal(labels, again_labels)
-    other, _ = render_digits(20, seed=4)
-    assert not torch.equal(images, other)
-
-
-def test_rendered_digits_look_like_mnist():
-    images, _ = render_digits(30, seed=0)
-    ink = images.float()
-    assert int(images.max()) == 255
-    assert (ink.flatten(1).amax(1) > 128).all()  # no blank images
-    rows = torch.arange(28.0)
-    mass = ink.sum((1, 2))
-    centre_y = (ink.sum(2) * rows).sum(1) / mass
-    centre_x = (ink.sum(1) * rows).sum(1) / mass
-    assert (centre_y - 13.5).abs().max() < 3 and (centre_x - 13.5).abs().max() < 3
-    assert ink[:, :2].sum() < 0.01 * ink.sum()  # a margin, as in MNIST's 20x20 box in 28x28
-
-
-@pytest.mark.slow
-def test_render_digits_full_size_is_fast():
-    start = time.perf_counter()
-    images, labels = render_digits(7000, seed=0)
-    assert images.shape == (70000, 28, 28)
-    assert time.perf_counter() - start < 15
