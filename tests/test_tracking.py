@@ -27,6 +27,7 @@ def clean_env(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     monkeypatch.setattr(tracking, "_announced", False)
+    monkeypatch.chdir(tmp_path)  # configure_wandb creates the W&B folder: here, not in the checkout
     return tmp_path
 
 
@@ -202,6 +203,7 @@ def test_every_shipped_config_logs_to_wandb_checkpoints_periodically_and_draws_g
     from tests.test_run_defaults import resolved_config
 
     full = resolved_config(["--config", f"configs/{config}"], monkeypatch, capsys)  # composed with the shared defaults
+    monkeypatch.chdir(clean_env)
     trainer = full["trainer"]
     captions = full["model"]["class_path"].endswith("AttentionCaptioner")
     loggers = {entry["class_path"].rsplit(".", 1)[-1]: entry["init_args"] for entry in trainer["logger"]}
