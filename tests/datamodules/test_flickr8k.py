@@ -16,7 +16,7 @@ import datamodules.flickr8k as flickr8k
 from datamodules import Flickr8k, Vocabulary, read_token_file
 from datamodules.flickr8k import IMAGE_DIRS
 from datamodules.flickr8k_text import DATA_DIR_ENV, read_karpathy_json, read_split_file, resolve_data_dir
-from datamodules.image_folder import JpegLoader, check_image
+from datamodules.image_folder import check_image
 from ram_lightning.errors import DataError, UserError
 
 # The tiny layout has a line without a tab on purpose; its warning is checked where it matters.
@@ -390,12 +390,3 @@ def test_argument_checks():
         Flickr8k(on_bad_image="ignore")
     with pytest.raises(UserError, match="batch_size"):
         Flickr8k(batch_size=0)
-
-
-def test_jpeg_loader_resizes_to_float_rgb(tmp_path):
-    Image.new("L", (40, 30), 128).save(tmp_path / "grey.jpg")
-    image = JpegLoader(tmp_path, (12, 20))("grey.jpg")
-    assert image.shape == (3, 12, 20) and image.dtype == torch.float32
-    assert torch.allclose(image, torch.full_like(image, 128 / 255), atol=2 / 255)
-    with pytest.raises(DataError, match="cannot read image"):
-        JpegLoader(tmp_path, (12, 20))("absent.jpg")
