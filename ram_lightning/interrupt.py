@@ -95,7 +95,7 @@ class SaveOnSignal(pl.Callback):
             return
         self.signal = self.signal or signal.SIGTERM
         path = self.checkpoint_path(trainer)
-        trainer.save_checkpoint(path, weights_only=False)  # the full state: optimizer, loops, callbacks
+        trainer.save_checkpoint(path)  # the full state (Lightning's default): optimizer, loops, callbacks
         self.saved = path
         if trainer.is_global_zero:
             name = signal.Signals(self.signal).name

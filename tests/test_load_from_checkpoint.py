@@ -39,12 +39,18 @@ def assert_same_estimator(original, loaded) -> None:
         assert torch.equal(a, b), name
 
 
+def reloaded(model, path):
+    """``model`` saved to ``path`` and loaded back by its class alone; the estimator checked equal."""
+    save(model, path)
+    loaded = type(model).load_from_checkpoint(path)
+    assert_same_estimator(model.estimator, loaded.estimator)
+    return loaded
+
+
 @pytest.mark.parametrize("name", available_estimators())
 def test_a_classifier_checkpoint_rebuilds_its_estimator_state_and_outputs(name, tmp_path):
     model = AttentionClassifier(**TINY_CLASSIFIER, estimator=non_default_estimator(name))
-    save(model, tmp_path / "model.ckpt")
-    loaded = AttentionClassifier.load_from_checkpoint(tmp_path / "model.ckpt")
-    assert_same_estimator(model.estimator, loaded.estimator)
+    loaded = reloaded(model, tmp_path / "model.ckpt")
     images = torch.rand(4, 1, 24, 24)
     outputs = [module.eval()(images, num_samples=2, generator=torch.Generator().manual_seed(3)) for module in (model, loaded)]
     assert torch.equal(*outputs)
@@ -53,9 +59,7 @@ def test_a_classifier_checkpoint_rebuilds_its_estimator_state_and_outputs(name, 
 @pytest.mark.parametrize("name", [n for n in available_estimators() if get_estimator(n).sleep_samples == 0])
 def test_a_captioner_checkpoint_rebuilds_its_estimator_state_and_outputs(name, tmp_path):
     model = AttentionCaptioner(**TINY_CAPTIONER, estimator=non_default_estimator(name))
-    save(model, tmp_path / "model.ckpt")
-    loaded = AttentionCaptioner.load_from_checkpoint(tmp_path / "model.ckpt")
-    assert_same_estimator(model.estimator, loaded.estimator)
+    loaded = reloaded(model, tmp_path / "model.ckpt")
     images = torch.rand(2, 3, 16, 16)
     assert model.eval().decode(images) == loaded.eval().decode(images)
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
