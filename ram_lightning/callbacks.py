@@ -44,11 +44,13 @@ class GradientVarianceProbe(pl.Callback):
             pl_module.log(name, value, on_step=True, on_epoch=False, batch_size=1)
 
 
-def probe_gradient_variance(pl_module: pl.LightningModule, batch, num_draws: int, generator=None) -> dict:
-    """``{"grad_var/<group>", "grad_signal/<group>", "grad_snr/<group>"}`` on one batch (see the callback).
+def gradient_summaries(pl_module: pl.LightningModule, batch, num_draws: int, generator=None) -> dict:
+    """``{group: gradient_variance(...)}`` (variance, mean_sq_norm, signal, snr, relative) over
+    ``num_draws`` draws of the training loss on one batch, for every non-empty module group.
 
     ``pl_module`` is an ``EstimatorModule`` (``estimator_output``, ``gradient_groups`` and
-    ``private_stream``); ``generator`` defaults to its private "probe" stream.
+    ``private_stream``); ``generator`` defaults to its private "probe" stream. The estimator
+    runs in eval mode (running averages untouched) and torch's global stream is restored.
     """
     device = pl_module.device
     generator = pl_module.private_stream("probe") if generator is None else generator
@@ -60,9 +62,14 @@ def probe_gradient_variance(pl_module: pl.LightningModule, batch, num_draws: int
             draws = gradient_draws(lambda: pl_module.estimator_output(batch, generator=generator).loss, groups, num_draws)
     finally:
         pl_module.estimator.train(estimator_mode)
+    return {group: gradient_variance(values) for group, values in draws.items()}
+
+
+def probe_gradient_variance(pl_module: pl.LightningModule, batch, num_draws: int, generator=None) -> dict:
+    """``{"grad_var/<group>", "grad_signal/<group>", "grad_snr/<group>"}`` on one batch (see the
+    callback and ``gradient_summaries``)."""
     metrics = {}
-    for group, values in draws.items():
-        summary = gradient_variance(values)
+    for group, summary in gradient_summaries(pl_module, batch, num_draws, generator).items():
         metrics[f"grad_var/{group}"] = summary["variance"]
         metrics[f"grad_signal/{group}"] = summary["signal"]
         metrics[f"grad_snr/{group}"] = summary["snr"]

@@ -17,9 +17,9 @@ import torch
 
 from benchmarks.lab.variants import Variant, make_estimator
 from datamodules import TranslatedScaledMNIST
+from ram_lightning.callbacks import gradient_summaries
 from ram_lightning.classifier import AttentionClassifier
 from ram_lightning.diagnostics import kl_proposal_prior_per_glimpse, label_use, scale_histogram
-from ram_lightning.metrics import gradient_draws, gradient_variance
 
 # The WS-RAM architecture (12x12 retina, 3 patches, 3 scale actions, 6 glimpses).
 MODEL = dict(glimpse_size=12, num_patches=3, num_glimpses=6, scales=[0.5, 1.0, 2.0], glimpse_hidden=128,
@@ -98,14 +98,8 @@ def final_diagnostics(model: AttentionClassifier, data: TranslatedScaledMNIST, b
     model.train()
     batch = [t.to(model.device) for t in next(iter(data.val_dataloader()))]
     generator = model.private_stream("probe")
-    groups = {name: params for name, params in model.gradient_groups().items() if params}
-    estimator_mode = model.estimator.training
-    model.estimator.eval()
-    try:
-        draws = gradient_draws(lambda: model.estimator_output(batch, generator=generator).loss, groups, PROBE_DRAWS)
-    finally:
-        model.estimator.train(estimator_mode)
-    gradients = {name: {k: float(v) for k, v in gradient_variance(values).items()} for name, values in draws.items()}
+    summaries = gradient_summaries(model, batch, PROBE_DRAWS, generator)
+    gradients = {name: {k: float(v) for k, v in summary.items()} for name, summary in summaries.items()}
     result: dict = {"gradients": gradients}
     if model.estimator.sample_from == "proposal":
         K = model.estimator.num_samples
