@@ -3,6 +3,9 @@
 # each 3 seeds at half the CPU budget (1,200 updates, validated every 300, so every ablation can
 # be contrasted with the standard suite at update 1,200). One after another; pass names to run
 # only some:  bash benchmarks/ablations.sh a_detach b_control_variates
+# base_1200 reruns the standard suite's settings to update 1,200 for the estimators that the
+# later ablations (a_detach_rest, c_wake_sleep_k20) are contrasted with, when the suite's own
+# results folder is not at hand.
 # Then: python -m benchmarks.lab.contrast --update 1200 benchmarks/results/compare_cpu benchmarks/results/ablation_*
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +20,7 @@ declare -A ablation=(
   [f_no_exploration]="--estimators reinforce wake_sleep_cv --model-args learn_std=true scale_epsilon=0"
   [a_detach_rest]="--estimators wake_sleep_cv vimco --model-args detach_policy_input=true"
   [c_wake_sleep_k20]="--estimators wake_sleep:num_samples=20"
+  [base_1200]="--estimators wake_sleep wake_sleep_cv vimco"
 )
 order=(a_detach b_control_variates d_q_learned_std d_sleep d_q_lr e_reward_correct f_no_exploration a_detach_rest c_wake_sleep_k20)
 [ $# -gt 0 ] && order=("$@")

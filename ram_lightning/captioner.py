@@ -25,6 +25,7 @@ from ram_lightning.bleu import CorpusBLEU
 from ram_lightning.core.caption_decoder import HardAttentionDecoder
 from ram_lightning.core.caption_inference import CaptionInferenceNetwork
 from ram_lightning.core.image_encoder import build_grid_encoder
+from ram_lightning.core.precision import Float32Linear
 from ram_lightning.errors import UserError
 from ram_lightning.estimator_module import EstimatorModule, default_optimizer
 
@@ -95,7 +96,7 @@ class AttentionCaptioner(EstimatorModule):
         features = self.encoder.feature_size
         self.decoder = HardAttentionDecoder(len(self.vocabulary), features, embedding_size, hidden_size, attention_size, dropout)
         self.build_estimator_heads(
-            self.estimator, supports_sleep=False, baseline=lambda: nn.Linear(features, 1),
+            self.estimator, supports_sleep=False, baseline=lambda: Float32Linear(features, 1),
             inference=lambda: CaptionInferenceNetwork(len(self.vocabulary), features, hidden_size, inference_embedding,
                                                       inference_hidden, attention_size),
         )

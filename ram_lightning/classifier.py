@@ -29,6 +29,7 @@ from torchmetrics import MeanMetric
 
 from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
 from ram_lightning.core import AttentionCore, InferenceNetwork, Rollout
+from ram_lightning.core.precision import Float32Linear
 from ram_lightning.errors import UserError
 from ram_lightning.estimator_module import EstimatorModule, default_optimizer
 
@@ -111,7 +112,7 @@ class AttentionClassifier(EstimatorModule):
             glimpse_hidden, glimpse_features, context_size, location_std, learn_std, scale_epsilon,
             detach_policy_input,
         )
-        self.head = nn.Linear(hidden_size, num_classes)
+        self.head = Float32Linear(hidden_size, num_classes)  # class log-probabilities in fp32 under bf16 autocast
         self.label_embedding: Optional[nn.Embedding] = None  # what q reads of the label (built with q)
 
         def inference() -> InferenceNetwork:
@@ -123,7 +124,7 @@ class AttentionClassifier(EstimatorModule):
             return InferenceNetwork(hidden_size, label_embedding_size, inference_hidden, self.core.num_scales, q_std, q_learn_std)
 
         # b(I) reads the context features (detached), so training it never moves the core.
-        self.build_estimator_heads(self.estimator, baseline=lambda: nn.Sequential(nn.Linear(hidden_size, 1)), inference=inference)
+        self.build_estimator_heads(self.estimator, baseline=lambda: nn.Sequential(Float32Linear(hidden_size, 1)), inference=inference)
         # Error rates as means of 0/1 mistakes: torchmetrics sums them across DDP processes.
         # keys "{split}_error" (first sample) and "{split}_error_avg" (M-sample average)
         self.errors = nn.ModuleDict({f"{split}_error": MeanMetric() for split in SPLITS})

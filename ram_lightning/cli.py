@@ -60,6 +60,12 @@ HELP_EPILOG = (
 EXIT_STATUS = {UserError: 2, NonFiniteError: 1}
 
 
+
+def _say(line: str) -> None:
+    """Print a line about the run's set-up to stderr, once (on the process of rank 0)."""
+    if rank_zero_only.rank == 0:
+        print(line, file=sys.stderr, flush=True)
+
 class RamCLI(LightningCLI):
     """LightningCLI with the data -> model links, a test run after ``fit``, and ``--ckpt_path``
     handled safely: read weights-only, its hyperparameters merged with every conflict said, its
@@ -102,7 +108,7 @@ class RamCLI(LightningCLI):
 
     def _fill_run_defaults(self) -> None:
         subcommand = self.config.get("subcommand")
-        fill_run_defaults(self.config[subcommand] if subcommand else self.config)
+        fill_run_defaults(self.config[subcommand] if subcommand else self.config, announce=_say)
 
     # Lightning's own --ckpt_path values that are not files.
     SPECIAL_CKPT_PATHS = ("last", "best", "hpc")

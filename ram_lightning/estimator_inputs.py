@@ -17,6 +17,7 @@ from typing import Callable, Optional, Union
 from torch import Tensor, nn
 
 from estimators import Estimator, SampleTerms, get_estimator
+from ram_lightning.core.precision import float32
 from ram_lightning.errors import UserError
 
 
@@ -69,9 +70,13 @@ class EstimatorInputs:
             correct: [B, K] 1.0 where sample k is right (classifiers, for 0/1 rewards), or None.
             entropy: [B, K] the policy's entropy summed over glimpses, or None.
             sleep_log_proposal: [B, K'] log q of the model's own dreams (sleep update), or None.
+
+        Lower-precision terms (bf16 under autocast) are upcast to fp32.
         """
         baseline = None
         if self.baseline is not None and baseline_input is not None:
             baseline = self.baseline(baseline_input.detach()).expand(-1, log_likelihood.shape[1])  # [B, K]
-        return SampleTerms(log_likelihood=log_likelihood, log_prior=log_prior, log_proposal=log_proposal,
-                           baseline=baseline, correct=correct, entropy=entropy, sleep_log_proposal=sleep_log_proposal)
+        terms = dict(log_likelihood=log_likelihood, log_prior=log_prior, log_proposal=log_proposal, baseline=baseline,
+                     correct=correct, entropy=entropy, sleep_log_proposal=sleep_log_proposal)
+        # Estimators compute in fp32 (ram_lightning.core.precision); the models' heads already give fp32.
+        return SampleTerms(**{name: None if value is None else float32(value) for name, value in terms.items()})

@@ -31,6 +31,7 @@ from estimators.registry import estimator_name
 from estimators.spec import estimator_spec
 from ram_lightning.distributed import run_seed, seed_rank_stream, stream_seed
 from ram_lightning.errors import NonFiniteError, UserError
+from ram_lightning.core.precision import full_precision
 from ram_lightning.estimator_inputs import EstimatorInputs
 from ram_lightning.finite import first_non_finite
 
@@ -118,12 +119,13 @@ class EstimatorModule(EstimatorInputs, pl.LightningModule):
 
     # ----------------------------------------------------------------- training output
     def run_estimator(self, terms: SampleTerms) -> EstimatorOutput:
-        """``self.estimator(terms)``; under DDP the processes first agree whether any was given
+        """``self.estimator(terms)``, with autocast off; under DDP the processes first agree whether any was given
         non-finite terms (the estimator's NonFiniteError), so that none is left waiting in the
         gradient all-reduce while another stops."""
         error: Optional[NonFiniteError] = None
         try:
-            output = self.estimator(terms)
+            with full_precision(self.device.type):  # the estimator maths stays fp32 under bf16-mixed
+                output = self.estimator(terms)
         except NonFiniteError as raised:
             error = raised
         if self._trainer is not None and self.trainer.world_size > 1:

@@ -8,6 +8,8 @@ and model:
     WandbLogger save_dir              null -> trainer.default_root_dir
     ModelCheckpoint monitor           auto -> the model's score and mode
                                       (``checkpoint_monitor`` of its class: val/error min, val/bleu4 max)
+    trainer.precision                 null -> bf16-mixed where the device multiplies bf16 natively,
+                                      else 32-true (``ram_lightning.precision_choice``), said in one line
 
 ``name`` defaults to the stem of the first ``--config`` file (``configs/quickstart.yaml`` ->
 ``quickstart``), else ``ram``. Values a config or the command line gives are never changed.
@@ -16,11 +18,12 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from jsonargparse import Namespace
 
 from ram_lightning.errors import UserError
+from ram_lightning.precision_choice import choose_precision, precision_line
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 DEFAULT_NAME = "ram"
@@ -68,11 +71,12 @@ def _as_list(value: Any) -> list:
     return [value] if isinstance(value, Namespace) else []
 
 
-def fill_run_defaults(config: Namespace) -> Namespace:
+def fill_run_defaults(config: Namespace, announce: Optional[Callable[[str], None]] = None) -> Namespace:
     """Fill in (in place) the values ``defaults.yaml`` leaves null; see the module docstring.
 
     Args:
         config: one subcommand's parsed config (``trainer``, ``model``, ``config``, ``name``, ...).
+        announce: called with the line that says which precision was chosen and why, if one was.
     """
     name = experiment_name(config)
     config.name = name
@@ -81,6 +85,10 @@ def fill_run_defaults(config: Namespace) -> Namespace:
         return config
     if trainer.get("default_root_dir") is None:
         trainer.default_root_dir = f"{RUNS_DIR}/{name}"
+    if "precision" in trainer and trainer.precision is None:
+        trainer.precision, reason = choose_precision(trainer.get("accelerator"))
+        if announce is not None:
+            announce(precision_line(trainer.precision, reason))
     for logger in _as_list(trainer.get("logger")):
         init = logger.get("init_args")
         if _class_name(logger) not in _NAMED_LOGGERS or init is None:

@@ -14,18 +14,20 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from .precision import Float32Linear, float32
+
 # A caption proposal maps (decoder state h [R, H], word index t) to location logits [R, L].
 CaptionProposal = Callable[[Tensor, int], Tensor]
 
 
 class GridAttention(nn.Module):
-    """Location logits over a grid: v^T tanh(W_h h + W_f f_l) [R, L] (Show-Attend-Tell's scorer)."""
+    """Location logits over a grid: v^T tanh(W_h h + W_f f_l) [R, L] (Show-Attend-Tell's scorer), in fp32."""
 
     def __init__(self, state_size: int, feature_size: int, attention_size: int) -> None:
         super().__init__()
         self.state = nn.Linear(state_size, attention_size)
         self.feature = nn.Linear(feature_size, attention_size, bias=False)
-        self.score = nn.Linear(attention_size, 1)
+        self.score = Float32Linear(attention_size, 1)  # fp32 logits under bf16 autocast
 
     def project(self, features: Tensor) -> Tensor:
         """features [R, L, D] -> W_f f [R, L, A], computed once per caption."""
@@ -84,11 +86,14 @@ class HardAttentionDecoder(nn.Module):
         return h.contiguous(), c.contiguous()
 
     def step(self, word: Tensor, location: Tensor, features: Tensor, state: Tuple[Tensor, Tensor]):
-        """One word: previous word ids [R], locations [R] -> (word logits [R, V], new state)."""
+        """One word: previous word ids [R], locations [R] -> (word logits [R, V] in fp32, new state).
+
+        The vocabulary layer multiplies in bf16 under autocast; its logits are upcast before any softmax.
+        """
         glimpse = features[torch.arange(features.shape[0], device=features.device), location]  # [R, D]
         embedded = self.embed(word)
         h, c = self.cell(torch.cat([embedded, glimpse], -1), state)
-        logits = self.output(self.dropout(torch.cat([h, glimpse, embedded], -1)))
+        logits = float32(self.output(self.dropout(torch.cat([h, glimpse, embedded], -1))))
         return logits, (h, c)
 
     def teacher_forced(self, features: Tensor, captions: Tensor, pad_id: int, num_samples: int = 1,
@@ -107,13 +112,14 @@ class HardAttentionDecoder(nn.Module):
         rows = batch * num_samples
         feats = features.repeat_interleave(num_samples, 0)  # [R, L, D]
         words = captions.repeat_interleave(num_samples, 0)  # [R, T]
-        mask = (words[:, 1:] != pad_id).to(features.dtype)  # [R, T-1] target words present
+        dtype = torch.promote_types(features.dtype, torch.float32)  # the sums below stay fp32 under bf16 autocast
+        mask = (words[:, 1:] != pad_id).to(dtype)  # [R, T-1] target words present
         projected = self.attention.project(feats)
         state = self.initial_state(feats)
-        log_likelihood = features.new_zeros(rows)
-        log_prior = features.new_zeros(rows)
-        log_proposal = features.new_zeros(rows) if proposal is not None else None
-        entropy = features.new_zeros(rows)
+        log_likelihood = features.new_zeros(rows, dtype=dtype)
+        log_prior = features.new_zeros(rows, dtype=dtype)
+        log_proposal = features.new_zeros(rows, dtype=dtype) if proposal is not None else None
+        entropy = features.new_zeros(rows, dtype=dtype)
         locations = []
         for t in range(steps):
             prior_log_probs = self.attention(state[0], projected).log_softmax(-1)  # [R, L]

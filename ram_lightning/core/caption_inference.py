@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .caption_decoder import CaptionProposal
+from .precision import Float32Linear
 
 
 class CaptionInferenceNetwork(nn.Module):
@@ -29,7 +30,7 @@ class CaptionInferenceNetwork(nn.Module):
         self.encoder = nn.LSTM(embedding_size, encoder_size, batch_first=True, bidirectional=True)
         self.state = nn.Linear(state_size + 2 * encoder_size, attention_size)
         self.feature = nn.Linear(feature_size, attention_size, bias=False)
-        self.score = nn.Linear(attention_size, 1)
+        self.score = Float32Linear(attention_size, 1)  # fp32 logits under bf16 autocast
 
     def encode(self, captions: Tensor, lengths: Tensor) -> Tensor:
         """captions [B, T] (padded), lengths [B] -> per-position encodings [B, T, 2E] (zeros past the end)."""

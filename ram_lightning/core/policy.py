@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .precision import Float32Linear
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -102,15 +104,16 @@ class AttentionHead(nn.Module):
         self.learn_std = learn_std
         self.min_std = min_std
         self.scale_epsilon = scale_epsilon
-        self.location = nn.Linear(in_features, 4 if learn_std else 2)
-        self.scale = nn.Linear(in_features, self.num_scales) if self.num_scales else None
+        # fp32 also under autocast: the densities of the estimators are computed from these outputs
+        self.location = Float32Linear(in_features, 4 if learn_std else 2)
+        self.scale = Float32Linear(in_features, self.num_scales) if self.num_scales else None
         if learn_std:  # start at location_std: softplus(b) = location_std - min_std
             with torch.no_grad():
                 self.location.weight[2:].zero_()
                 self.location.bias[2:].fill_(math.log(math.expm1(location_std - min_std)))
 
     def forward(self, features: Tensor) -> AttentionDistribution:
-        """features [R, F] -> distribution with R rows."""
+        """features [R, F] (any float dtype) -> distribution with R rows, its tensors fp32 (or fp64)."""
         out = self.location(features)
         mean = torch.tanh(out[:, :2])
         if self.learn_std:

@@ -1,0 +1,108 @@
+"""The training steps the throughput benchmark times, in either precision, and interleaved timing.
+
+A step is one full optimizer step without a Lightning Trainer: ``model.sample_terms`` (context
+network + rollout + heads), ``model.run_estimator`` (the surrogate loss, autocast off inside),
+``backward()``, ``Adam.step()`` and ``zero_grad``. Under ``bf16-mixed`` the forward runs in
+``torch.autocast(device, bfloat16)`` exactly as Lightning's ``bf16-mixed`` precision runs it
+(fp32 weights, bf16 products, fp32 gradients and optimizer).
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Callable, ContextManager, Dict, List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from estimators import Reinforce, WakeSleepCV
+from ram_lightning.captioner import SPECIAL_TOKENS, AttentionCaptioner
+from ram_lightning.classifier import AttentionClassifier
+
+PRECISIONS = ("32-true", "bf16-mixed")
+SEED = 0
+# The classifier of the benchmark: the AttentionClassifier defaults on 60x60 single-channel images.
+CLASSIFIER = dict(image_shape=(1, 60, 60), num_classes=10, glimpse_size=12, num_patches=3, num_glimpses=6, hidden_size=256)
+# The captioner of configs/flickr8k_wake_sleep_cv.yaml on precomputed 7x7x1280 features, a
+# Flickr8k-sized vocabulary and 16-word captions.
+CAPTIONER = dict(embedding_size=256, hidden_size=512, attention_size=256, encoder="cnn", encoder_channels=(8, 1280))
+CAPTION_VOCABULARY, CAPTION_WORDS, CAPTION_GRID = 2500, 16, (49, 1280)
+
+Step = Callable[[], Tensor]
+
+
+def autocast(precision: str, device: torch.device) -> ContextManager:
+    """The context Lightning's ``precision`` runs the forward in (``32-true``: none)."""
+    if precision == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision != "32-true":
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return contextlib.nullcontext()
+
+
+def _step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str, device: torch.device,
+          terms_of: Callable[[], object]) -> Step:
+    def step() -> Tensor:
+        with autocast(precision, device):
+            loss = model.run_estimator(terms_of()).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    return step
+
+
+def classifier_step(num_samples: int, batch_size: int, device: torch.device,
+                    precision: str = "32-true") -> Tuple[AttentionClassifier, torch.optim.Optimizer, Tuple[Tensor, Tensor], Step]:
+    """(model, optimizer, batch, step) of the classifier with reinforce + learned baseline, K =
+    ``num_samples``, on a fixed batch of uniform noise (costs do not depend on pixel values)."""
+    torch.manual_seed(SEED)
+    model = AttentionClassifier(**CLASSIFIER, estimator=Reinforce(num_samples=num_samples)).to(device)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    images = torch.rand(batch_size, *CLASSIFIER["image_shape"], device=device)
+    targets = torch.randint(0, CLASSIFIER["num_classes"], (batch_size,), device=device)
+    step = _step(model, optimizer, precision, device, lambda: model.sample_terms(images, targets, num_samples)[0])
+    return model, optimizer, (images, targets), step
+
+
+def captioner_step(num_samples: int, batch_size: int, device: torch.device,
+                   precision: str = "32-true") -> Tuple[AttentionCaptioner, torch.optim.Optimizer, Dict[str, Tensor], Step]:
+    """(model, optimizer, batch, step) of the captioner with wake_sleep_cv on precomputed grid
+    features (``CAPTIONER``), K = ``num_samples``."""
+    torch.manual_seed(SEED)
+    vocabulary = list(SPECIAL_TOKENS) + [f"w{i}" for i in range(CAPTION_VOCABULARY - len(SPECIAL_TOKENS))]
+    model = AttentionCaptioner(vocabulary=vocabulary, **CAPTIONER, estimator=WakeSleepCV(num_samples=num_samples)).to(device)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=4e-4)
+    words = torch.randint(len(SPECIAL_TOKENS), CAPTION_VOCABULARY, (batch_size, CAPTION_WORDS), device=device)
+    bos = torch.full((batch_size, 1), vocabulary.index("<bos>"), device=device)
+    eos = torch.full((batch_size, 1), vocabulary.index("<eos>"), device=device)
+    captions = torch.cat([bos, words, eos], 1)
+    batch = {"features": torch.randn(batch_size, *CAPTION_GRID, device=device), "captions": captions,
+             "lengths": torch.full((batch_size,), captions.shape[1], device=device)}
+    step = _step(model, optimizer, precision, device, lambda: model.sample_terms(batch, num_samples, train=True))
+    return model, optimizer, batch, step
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(steps: Dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int) -> Dict[str, List[float]]:
+    """Seconds per call of each function, calls interleaved round-robin (so that a change of load
+    hits all alike), after ``warmup`` untimed rounds."""
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    times: Dict[str, List[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return times
