@@ -6,6 +6,7 @@
     python -m benchmarks.compare_estimators --model-args detach_policy_input=true          # a model setting for every run
     python -m benchmarks.compare_estimators --budget gpu --max-minutes 9 --jobs 12         # the paper's setting, capped
     python -m benchmarks.compare_estimators --time-only 20                                 # seconds per update only
+    python -m benchmarks.compare_estimators --precision bf16-mixed                         # bf16 products (default 32-true)
 
 Trains each variant (an estimator, optionally with options: ``name:option=value,...``) from
 each seed on translated-and-scaled MNIST with the same architecture, data, optimizer, K and
@@ -43,7 +44,7 @@ from benchmarks.lab.variants import make_estimator, parse_assignments, parse_var
 from ram_lightning.errors import UserError  # noqa: E402
 
 BUILT_IN = ("reinforce", "vimco", "wake_sleep", "wake_sleep_cv")
-COMMON = dict(num_samples=5, learning_rate=1e-3, hidden_size=256)
+COMMON = dict(num_samples=5, learning_rate=1e-3, hidden_size=256, precision="32-true")
 BUDGETS = {
     # 4 estimators x 3 seeds in about an hour on 2 CPU cores (two runs at a time, one thread each)
     "cpu": dict(COMMON, updates=3000, batch_size=64, val_every=300, val_size=2000, seeds=3, time_steps=10, jobs=2),
@@ -77,6 +78,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=None, help="MNIST IDX files (default: $RAM_DATA_DIR, else ./data/mnist)")
     parser.add_argument("--source", choices=("mnist", "rendered"), default="mnist", help="rendered: offline stand-in digits")
     parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default=None,
+                        help="the Trainer's precision of every run (default 32-true: the lab's figures in the README are 32-bit)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--time-only", type=int, metavar="STEPS", help="only time STEPS updates per variant, interleaved")
     return parser.parse_args(argv)
@@ -91,6 +94,8 @@ def checked_settings(args: argparse.Namespace):
             if value < 1:
                 raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
             budget[key] = value
+    if args.precision is not None:
+        budget["precision"] = args.precision
     if budget["val_every"] > budget["updates"]:
         raise UserError(f"no validation point: --val-every {budget['val_every']} is more than the {budget['updates']} updates")
     if args.max_minutes is not None and args.max_minutes <= 0:
@@ -217,7 +222,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     seconds = time_updates(variants, budget, model_args, budget["time_steps"]) if budget["time_steps"] else {}
     jobs = [(variant, seed) for variant in variants for seed in range(budget["seeds"])]
     results = run_all(jobs, budget, model_args, args, out)
-    title = f"translated-and-scaled MNIST, {args.budget} budget, {budget['seeds']} seeds"
+    title = f"translated-and-scaled MNIST, {args.budget} budget, {budget['seeds']} seeds, {budget['precision']}"
     print(write_results(results, out, command, targets, seconds, title))
     print(f"total {time.perf_counter() - started:.0f} s; results in {out}")
 

@@ -21,6 +21,8 @@ from benchmarks.lab.report import group_by_label, mean_sd, verdict
 
 def row_name(folder: Path, run: dict) -> str:
     settings = " ".join(f"{k}={v}" for k, v in sorted(run.get("model_args", {}).items()))
+    if run.get("precision", "32-true") != "32-true":
+        settings = f"{settings} precision={run['precision']}".strip()
     return run["label"] + (f" [{settings}]" if settings else "")
 
 

@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 
 from benchmarks.lab.variants import Variant, make_estimator
+from benchmarks.training_steps import autocast
 from datamodules import TranslatedScaledMNIST
 from ram_lightning.callbacks import gradient_summaries
 from ram_lightning.classifier import AttentionClassifier
@@ -72,7 +73,8 @@ def make_data(budget: dict, data_dir: Optional[str], source: str) -> TranslatedS
 
 def time_updates(variants: List[Variant], budget: dict, model_args: dict, steps: int, seed: int = 0) -> Dict[str, float]:
     """Median seconds of one full update (sample, loss, backward, Adam) per variant on one fixed
-    random batch, the variants interleaved step by step so that machine load hits all alike."""
+    random batch on the CPU, in the budget's precision, the variants interleaved step by step so
+    that machine load hits all alike."""
     torch.manual_seed(seed)
     images = torch.rand(budget["batch_size"], 1, 60, 60)
     targets = torch.randint(0, 10, (budget["batch_size"],))
@@ -84,7 +86,9 @@ def time_updates(variants: List[Variant], budget: dict, model_args: dict, steps:
     for step in range(steps + 2):
         for label, (model, optimizer) in runs.items():
             start = time.perf_counter()
-            model.estimator_output((images, targets)).loss.backward()
+            with autocast(budget["precision"], torch.device("cpu")):
+                loss = model.estimator_output((images, targets)).loss
+            loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if step >= 2:  # two warm-up steps
@@ -125,7 +129,7 @@ def run_one(variant: Variant, seed: int, budget: dict, model_args: dict, data_di
         max_steps=budget["updates"], val_check_interval=budget["val_every"], check_val_every_n_epoch=None,
         limit_val_batches=max(1, budget["val_size"] // budget["batch_size"]), num_sanity_val_steps=0,
         max_time=None if max_minutes is None else datetime.timedelta(minutes=max_minutes),
-        accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
+        accelerator=accelerator, devices=1, precision=budget["precision"], logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder],
     )
     print(f"== {variant.label} seed {seed}: {budget['updates']} updates, B={budget['batch_size']}, "
@@ -134,7 +138,8 @@ def run_one(variant: Variant, seed: int, budget: dict, model_args: dict, data_di
     test = trainer.test(model, datamodule=data, verbose=False)[0]
     result = {
         "label": variant.label, "estimator": variant.estimator, "options": variant.options, "seed": seed,
-        "model_args": model_args, "updates": trainer.global_step, "capped": trainer.global_step < budget["updates"],
+        "model_args": model_args, "precision": budget["precision"],
+        "updates": trainer.global_step, "capped": trainer.global_step < budget["updates"],
         "test_error": test["test/error"], "test_error_avg10": test[f"test/error_avg{model.eval_samples}"],
         "curve": recorder.curve, "train_seconds": recorder.train_seconds,
         "ess": recorder.last_metrics.get("train/ess"), "log_marginal": recorder.last_metrics.get("train/log_marginal"),

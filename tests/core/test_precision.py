@@ -73,6 +73,7 @@ def test_classifier_terms_from_bf16_and_fp32_runs_on_the_same_draws_agree(name):
         runs[bf16] = (terms, rollout, output)
     (fp32_terms, fp32_rollout, fp32_out), (bf16_terms, bf16_rollout, bf16_out) = runs[False], runs[True]
     assert bf16_out.loss.dtype == torch.float32 and torch.isfinite(bf16_out.loss)
+    assert abs(float(bf16_out.loss) - float(fp32_out.loss)) < TERMS_TOLERANCE
     same = (fp32_rollout.scales == bf16_rollout.scales).all(-1)  # [B, K] rows with the same scale choices
     assert same.float().mean() > 0.9
     for field, value in bf16_terms.named_tensors().items():
