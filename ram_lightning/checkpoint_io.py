@@ -148,7 +148,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path: PathLike, map_location: Optional[Callable] = None,
                         weights_only: Optional[bool] = None) -> Dict[str, Any]:
         if weights_only is False:
-            raise CheckpointError(f"checkpoint {path}: weights_only=False loads are not allowed in ram (they can run code)")
+            raise CheckpointError(f"checkpoint {path}: loads with weights_only off are not allowed in ram (they can run code)")
         if is_url(path) or _is_local(path):
             return load_checkpoint_file(path, map_location if map_location is not None else _keep_device)
         return super().load_checkpoint(path, map_location, weights_only=True)

@@ -225,7 +225,7 @@ class EstimatorModule(EstimatorInputs, pl.LightningModule):
         from ram_lightning.checkpoint_io import CheckpointError, load_checkpoint_file
 
         if weights_only is False:
-            raise CheckpointError(f"checkpoint {checkpoint_path}: weights_only=False loads are not allowed (they can run code)")
+            raise CheckpointError(f"checkpoint {checkpoint_path}: loads with weights_only off are not allowed (they can run code)")
         if isinstance(checkpoint_path, (str, os.PathLike)):
             load_checkpoint_file(checkpoint_path)  # one clear error for a missing, unsafe or broken file
         return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, weights_only=True, **kwargs)

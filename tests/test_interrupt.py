@@ -75,7 +75,7 @@ def check_line_and_resume(line, config, root, signum, args):
 
     main(command.split()[1:])  # the printed command, as the user would run it
 
-    states = torch.load(root / "states.pt", weights_only=False)
+    states = torch.load(root / "states.pt", weights_only=True)
     assert states["start"]["global_step"] == step and states["start"]["adam"]["step"] == step
     assert torch.equal(states["start"]["reward_average"], saved["state_dict"]["estimator.reward_average"])
     assert states["end"]["global_step"] == states["end"]["adam"]["step"] == EPOCHS * STEPS_PER_EPOCH

@@ -107,7 +107,7 @@ def test_a_run_killed_mid_epoch_resumes_where_its_checkpoint_left_off(tmp_path, 
     main(["fit", "--config", str(config), "--ckpt_path", str(saved), "--test_after_fit", "false"])
 
     # The resumed run starts from the checkpoint's state ...
-    states = torch.load(tmp_path / "states.pt", weights_only=False)
+    states = torch.load(tmp_path / "states.pt", weights_only=True)
     start, end = states["start"], states["end"]
     adam = killed["optimizer_states"][0]["state"][0]
     assert (start["global_step"], start["epoch"], start["batch_idx"]) == (step, epoch, step % STEPS_PER_EPOCH)

@@ -69,7 +69,7 @@ def test_a_tiny_offline_run_records_metrics_hyperparameters_pictures_and_checkpo
     assert spy.seen == [False, False, True]  # the periodic last.ckpt at step 2, before any validation
     assert len(list(checkpoint_dir.glob("epoch=0-step=3*.ckpt"))) == 1  # the best
     assert sorted(p.name for p in checkpoint_dir.glob("last*.ckpt")) == ["last.ckpt"]  # shared, no last-v1
-    assert torch.load(checkpoint_dir / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 3  # the end
+    assert torch.load(checkpoint_dir / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 3  # the end
 
     (run_dir,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")
     run = read_offline_run(run_dir)
