@@ -15,6 +15,7 @@ from typing import Callable, ContextManager, Dict, List, Tuple
 import torch
 from torch import Tensor, nn
 
+from benchmarks.step_costs import synchronize
 from estimators import Reinforce, WakeSleepCV
 from ram_lightning.captioner import SPECIAL_TOKENS, AttentionCaptioner
 from ram_lightning.classifier import AttentionClassifier
@@ -84,11 +85,6 @@ def captioner_step(num_samples: int, batch_size: int, device: torch.device,
              "lengths": torch.full((batch_size,), captions.shape[1], device=device)}
     step = _step(model, optimizer, precision, device, lambda: model.sample_terms(batch, num_samples, train=True))
     return model, optimizer, batch, step
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def time_interleaved(steps: Dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int) -> Dict[str, List[float]]:

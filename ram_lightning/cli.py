@@ -60,11 +60,11 @@ HELP_EPILOG = (
 EXIT_STATUS = {UserError: 2, NonFiniteError: 1}
 
 
-
 def _say(line: str) -> None:
     """Print a line about the run's set-up to stderr, once (on the process of rank 0)."""
     if rank_zero_only.rank == 0:
         print(line, file=sys.stderr, flush=True)
+
 
 class RamCLI(LightningCLI):
     """LightningCLI with the data -> model links, a test run after ``fit``, and ``--ckpt_path``
@@ -136,8 +136,7 @@ class RamCLI(LightningCLI):
         logger = self.config_dump_value("trainer").get("logger")
         continued = apply_run_record(logger, getattr(self, "run_record", []), self.subcommand)
         for line in continued:
-            if rank_zero_only.rank == 0:
-                print(line, file=sys.stderr, flush=True)
+            _say(line)
         if continued:  # Lightning's warnings about reusing the run's folder: that is the point here
             for message in ("The dirpath has changed from", "Experiment logs directory .* exists and is not empty",
                             "Checkpoint directory .* exists and is not empty"):
@@ -158,8 +157,8 @@ class RamCLI(LightningCLI):
             continue_csv_logs(self.trainer.loggers)
 
     def _warn_without_checkpoint(self) -> None:
-        if not self.config_dump_value("ckpt_path") and rank_zero_only.rank == 0:
-            print(f"ram: warning: no --ckpt_path: `ram {self.subcommand}` uses freshly initialised weights", file=sys.stderr, flush=True)
+        if not self.config_dump_value("ckpt_path"):
+            _say(f"ram: warning: no --ckpt_path: `ram {self.subcommand}` uses freshly initialised weights")
 
     before_validate = before_test = before_predict = _warn_without_checkpoint
 
