@@ -8,7 +8,8 @@
     32-true      elsewhere (bf16 would be emulated, slower than fp32)
 
 A precision given in a config or on the command line (``--trainer.precision 32-true``) is never
-changed. Under ``bf16-mixed`` the products run in bf16 and the estimator maths in fp32
+changed; a bf16 one on a CPU without a native unit gets a warning line (``emulated_bf16_warning``).
+Under ``bf16-mixed`` the products run in bf16 and the estimator maths in fp32
 (``ram_lightning.core.precision``).
 """
 from __future__ import annotations
@@ -75,3 +76,13 @@ def choose_precision(accelerator: object = "auto") -> Tuple[str, str]:
 def precision_line(precision: str, reason: str) -> str:
     """The line a run prints about its automatic choice."""
     return f"Precision: {precision}, chosen because {reason}; set trainer.precision to choose another"
+
+
+def emulated_bf16_warning(precision: object, accelerator: object = "auto") -> Optional[str]:
+    """The warning for an explicitly chosen bf16 precision on a CPU that would emulate it, else None."""
+    if not str(precision).startswith("bf16") or _uses_cuda(accelerator):
+        return None
+    if str(accelerator or "auto").lower() not in ("auto", "cpu") or cpu_bf16_unit() is not None:
+        return None
+    return (f"ram: warning: trainer.precision {precision} on a CPU with no native bf16 matrix unit: its bf16 "
+            "products are emulated and run many times slower than 32-true")

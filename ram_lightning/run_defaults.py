@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional, Tuple
 from jsonargparse import Namespace
 
 from ram_lightning.errors import UserError
-from ram_lightning.precision_choice import choose_precision, precision_line
+from ram_lightning.precision_choice import choose_precision, emulated_bf16_warning, precision_line
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 DEFAULT_NAME = "ram"
@@ -76,7 +76,8 @@ def fill_run_defaults(config: Namespace, announce: Optional[Callable[[str], None
 
     Args:
         config: one subcommand's parsed config (``trainer``, ``model``, ``config``, ``name``, ...).
-        announce: called with the line that says which precision was chosen and why, if one was.
+        announce: called with the line that says which precision was chosen and why, if one was, or
+            with the warning for an explicit bf16 precision on a CPU that would emulate it.
     """
     name = experiment_name(config)
     config.name = name
@@ -89,6 +90,8 @@ def fill_run_defaults(config: Namespace, announce: Optional[Callable[[str], None
         trainer.precision, reason = choose_precision(trainer.get("accelerator"))
         if announce is not None:
             announce(precision_line(trainer.precision, reason))
+    elif announce is not None and (warning := emulated_bf16_warning(trainer.get("precision"), trainer.get("accelerator"))):
+        announce(warning)
     for logger in _as_list(trainer.get("logger")):
         init = logger.get("init_args")
         if _class_name(logger) not in _NAMED_LOGGERS or init is None:

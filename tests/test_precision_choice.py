@@ -68,3 +68,14 @@ def test_the_run_says_which_precision_it_chose_and_an_explicit_one_is_kept(cpu_u
     assert precision == "32-true" and "Precision:" not in err
     cpu_units(avx512_bf16=False)
     assert _printed([], monkeypatch, capsys)[0] == "32-true"
+
+
+def test_bf16_asked_for_on_a_cpu_that_would_emulate_it_is_kept_with_a_warning(cpu_units, monkeypatch, capsys):
+    cpu_units(avx512_bf16=False)
+    precision, err = _printed(["--trainer.precision", "bf16-mixed"], monkeypatch, capsys)
+    assert precision == "bf16-mixed"
+    assert [line for line in err.splitlines() if line.startswith("ram: warning: trainer.precision")] == [
+        "ram: warning: trainer.precision bf16-mixed on a CPU with no native bf16 matrix unit: its bf16 products "
+        "are emulated and run many times slower than 32-true"]
+    cpu_units(avx512_bf16=True)
+    assert "ram: warning: trainer.precision" not in _printed(["--trainer.precision", "bf16-mixed"], monkeypatch, capsys)[1]

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .caption_decoder import CaptionProposal
-from .precision import Float32Linear
+from .precision import Float32Linear, sequence_rnn_precision
 
 
 class CaptionInferenceNetwork(nn.Module):
@@ -34,8 +34,10 @@ class CaptionInferenceNetwork(nn.Module):
 
     def encode(self, captions: Tensor, lengths: Tensor) -> Tensor:
         """captions [B, T] (padded), lengths [B] -> per-position encodings [B, T, 2E] (zeros past the end)."""
-        packed = pack_padded_sequence(self.embed(captions), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        encoded, _ = pad_packed_sequence(self.encoder(packed)[0], batch_first=True, total_length=captions.shape[1])
+        embedded = self.embed(captions)
+        with sequence_rnn_precision(embedded.device):  # fp32 where the CPU's LSTM kernel has no bf16
+            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            encoded, _ = pad_packed_sequence(self.encoder(packed)[0], batch_first=True, total_length=captions.shape[1])
         return encoded
 
     def proposal(self, features: Tensor, captions: Tensor, lengths: Tensor, num_samples: int) -> CaptionProposal:

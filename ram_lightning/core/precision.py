@@ -13,7 +13,11 @@ errors of order 0.01-0.1 nats, which the weights turn into errors of percents. S
   from their outputs is fp32;
 - large output layers (the captioner's vocabulary) multiply in bf16 and the model upcasts the
   logits (``float32``) before the log-softmax;
-- the estimators run with autocast switched off (``full_precision``) on fp32 ``SampleTerms``.
+- the estimators run with autocast switched off (``full_precision``) on fp32 ``SampleTerms``;
+- a sequence LSTM (``nn.LSTM``, the captioner's caption encoder) runs in bf16 only where the
+  backend has a bf16 kernel for it (``sequence_rnn_precision``): oneDNN has none on CPUs
+  without AVX-512 (it fails there with "could not create a primitive descriptor"), so on
+  those it runs in fp32.
 
 The parameters stay fp32 (autocast casts a bf16 copy of each weight once per step for the
 products), so the optimizer updates fp32 master weights.
@@ -21,6 +25,7 @@ products), so the optimizer updates fp32 master weights.
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import ContextManager
 
 import torch
@@ -52,3 +57,24 @@ class Float32Linear(nn.Linear):
         with full_precision(input.device.type):
             weight, bias = float32(self.weight), None if self.bias is None else float32(self.bias)
             return F.linear(float32(input).to(weight.dtype), weight, bias)
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_bf16_lstm() -> bool:
+    """Whether this CPU's ``nn.LSTM`` kernel (oneDNN) runs in bf16, found by running a 1-unit LSTM
+    under bf16 autocast once (oneDNN refuses to build a bf16 LSTM on x86 CPUs without AVX-512)."""
+    lstm = nn.LSTM(1, 1)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(1, 1, 1))
+    except RuntimeError:
+        return False
+    return True
+
+
+def sequence_rnn_precision(device: torch.device) -> ContextManager:
+    """The context to run a sequence RNN (``nn.LSTM``) on ``device`` in: autocast off on a CPU whose
+    LSTM kernel has no bf16 path (its fp32 inputs and weights then compute in fp32), else nothing."""
+    if device.type == "cpu" and torch.is_autocast_enabled("cpu") and not cpu_has_bf16_lstm():
+        return full_precision("cpu")
+    return contextlib.nullcontext()

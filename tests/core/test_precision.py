@@ -7,6 +7,8 @@ from estimators import available_estimators, get_estimator
 from ram_lightning.captioner import SPECIAL_TOKENS, AttentionCaptioner
 from ram_lightning.classifier import AttentionClassifier
 from ram_lightning.core import AttentionAction, AttentionCore
+from ram_lightning.core import precision
+from ram_lightning.core.caption_inference import CaptionInferenceNetwork
 from ram_lightning.core.precision import Float32Linear, float32, full_precision
 
 BF16 = dict(device_type="cpu", dtype=torch.bfloat16)
@@ -36,6 +38,35 @@ def test_float32_and_full_precision_helpers():
         with full_precision("cpu"):
             assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32
         assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def _bf16_lstm_runs() -> bool:
+    lstm = nn.LSTM(4, 3, batch_first=True, bidirectional=True)  # the caption encoder's kind of LSTM
+    try:
+        with torch.autocast(**BF16):
+            lstm(torch.randn(2, 5, 4))
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_the_bf16_lstm_probe_says_what_this_cpu_does():
+    assert precision.cpu_has_bf16_lstm() == _bf16_lstm_runs()
+
+
+@pytest.mark.parametrize("has_bf16_lstm", [True, False])
+def test_the_caption_encoder_runs_under_autocast_on_every_cpu(has_bf16_lstm, monkeypatch):
+    if has_bf16_lstm and not precision.cpu_has_bf16_lstm():
+        pytest.skip("this CPU's LSTM kernel has no bf16 path (x86 without AVX-512); the fp32 case runs")
+    monkeypatch.setattr(precision, "cpu_has_bf16_lstm", lambda: has_bf16_lstm)
+    torch.manual_seed(0)
+    q = CaptionInferenceNetwork(12, 6, 7, embedding_size=5, encoder_size=4, attention_size=4)
+    captions, lengths = torch.tensor([[1, 5, 6, 2], [1, 7, 2, 0]]), torch.tensor([4, 3])
+    with torch.autocast(**BF16):
+        encoded = q.encode(captions, lengths)
+    assert encoded.dtype == (torch.bfloat16 if has_bf16_lstm else torch.float32)
+    if not has_bf16_lstm:  # autocast off for the LSTM: exactly the fp32 encoding
+        torch.testing.assert_close(encoded, q.encode(captions, lengths), rtol=0, atol=0)
 
 
 def test_rollout_densities_under_autocast_are_the_fp32_densities_of_the_states_it_used():
