@@ -36,6 +36,10 @@ size 256, 10 classes, ``reinforce`` with its learned baseline -- for each K. Pri
 5. The captioner's step (configs/flickr8k_wake_sleep_cv.yaml sizes on precomputed 7x7x1280
    features, wake_sleep_cv, B = 32, K = 5), 32-bit and bf16-mixed interleaved.
 CPU timings mean something only on an otherwise idle machine: the script prints the load average.
+On a CPU without a native bf16 matrix unit (``ram_lightning.precision_choice.cpu_bf16_unit``; e.g.
+x86 without AVX512-BF16/AMX) bf16 products are emulated and a bf16 step takes seconds (the
+captioner's two minutes): the benchmark says so, caps the rounds at ``EMULATED_BF16_REPEATS``
+(warm-up 1), times the captioner once per precision without warm-up, and skips the PASSIVE run.
 """
 from __future__ import annotations
 
@@ -72,8 +76,10 @@ from benchmarks.step_costs import (  # noqa: E402
 from benchmarks.throughput_report import format_report, ratio_lines  # noqa: E402
 from benchmarks.training_steps import CLASSIFIER, PRECISIONS, SEED, autocast, captioner_step, classifier_step, time_interleaved  # noqa: E402
 from ram_lightning.core import GlimpseSensor, image_pyramid  # noqa: E402
+from ram_lightning.precision_choice import cpu_bf16_unit  # noqa: E402
 
 SENSOR_REPEAT_FACTOR = 4
+EMULATED_BF16_REPEATS = 5
 CAPTION_BATCH, CAPTION_SAMPLES = 32, 5
 
 
@@ -89,6 +95,8 @@ def time_steps(num_samples: int, args: argparse.Namespace, device: torch.device)
 
 def time_captioner(args: argparse.Namespace, device: torch.device) -> Dict[str, List[float]]:
     steps = {p: captioner_step(CAPTION_SAMPLES, CAPTION_BATCH, device, p)[3] for p in PRECISIONS}
+    if args.emulated_bf16:
+        return time_interleaved(steps, device, 0, 1)
     return time_interleaved(steps, device, args.warmup, max(3, args.repeats // 3))
 
 
@@ -198,6 +206,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     device = torch.device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    bf16_unit = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_bf16_unit()
+    args.emulated_bf16 = bf16_unit is None
+    if args.emulated_bf16 and not args.steps_only:
+        print(f"throughput: this CPU has no native bf16 matrix unit (torch CPU capability "
+              f"{torch.backends.cpu.get_cpu_capability()}): bf16 products are emulated; timing at most "
+              f"{EMULATED_BF16_REPEATS} rounds (asked: {args.repeats}), the captioner once per precision, "
+              f"no PASSIVE run", file=sys.stderr, flush=True)
+    if args.emulated_bf16:
+        args.repeats, args.warmup = min(args.repeats, EMULATED_BF16_REPEATS), min(args.warmup, 1)
     start = time.perf_counter()
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     results: List[Dict[str, object]] = []
@@ -216,10 +233,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
             args.json.write_text(json.dumps(report))
         print("\n".join(ratio_lines(results, captioner)))
         return report
-    passive = None if args.no_passive else passive_timings(args)
+    passive = None if args.no_passive or args.emulated_bf16 else passive_timings(args)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     header = dict(
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        bf16_unit=bf16_unit or f"none (torch CPU capability {torch.backends.cpu.get_cpu_capability()}: bf16 emulated)",
         torch=torch.__version__, threads=torch.get_num_threads(), omp_wait=os.environ.get("OMP_WAIT_POLICY", "<unset: spin>"),
         cpus=os.cpu_count(), load_average_before=load_before, load_average_after=load_after, batch=args.batch_size,
         repeats=args.repeats, sensor_repeats=SENSOR_REPEAT_FACTOR * args.repeats, **CLASSIFIER,

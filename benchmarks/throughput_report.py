@@ -35,6 +35,7 @@ def format_report(results: List[Dict[str, object]], captioner: Dict[str, object]
         "  device {device} | torch {torch} | {threads} threads, OMP_WAIT_POLICY={omp_wait} | B={batch} | N={num_glimpses} glimpses | "
         "retina {glimpse_size}x{glimpse_size} x {num_patches} patches | hidden {hidden_size} | reinforce + learned baseline | "
         "median of {repeats} interleaved rounds (sensor: {sensor_repeats})".format(**header),
+        "  bf16 matrix unit: {bf16_unit}".format(**header),
         "",
         "1. Training step (sample_terms + estimator loss + backward + Adam step), 32-bit and bf16-mixed interleaved",
         *_step_table(results, header["batch"]),
