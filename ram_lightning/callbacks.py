@@ -24,7 +24,8 @@ class GradientVarianceProbe(pl.Callback):
     and ``grad_snr/<group>`` (their ratio; see ``ram_lightning.metrics.gradient_variance``).
     The probe draws from its own random stream (seeded from the run's seed and the step) and
     runs the estimator in eval mode (running averages are not updated): training follows the
-    same path with or without it.
+    same path with or without it. It runs in the training step's precision context (autocast
+    under ``bf16-mixed``), so it probes the gradient training uses.
 
     Args:
         every_n_steps: probe when ``trainer.global_step`` is a multiple of it.
@@ -40,7 +41,9 @@ class GradientVarianceProbe(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
         if trainer.global_step % self.every_n_steps != 0:
             return
-        for name, value in probe_gradient_variance(pl_module, batch, self.num_draws).items():
+        with trainer.precision_plugin.forward_context():
+            metrics = probe_gradient_variance(pl_module, batch, self.num_draws)
+        for name, value in metrics.items():
             pl_module.log(name, value, on_step=True, on_epoch=False, batch_size=1)
 
 

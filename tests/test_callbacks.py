@@ -1,9 +1,11 @@
 """GradientVarianceProbe: what it measures and that it leaves training untouched."""
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from estimators import get_estimator
-from ram_lightning.callbacks import probe_gradient_variance
+from ram_lightning import callbacks
+from ram_lightning.callbacks import GradientVarianceProbe, probe_gradient_variance
 from ram_lightning.classifier import AttentionClassifier
 from ram_lightning.metrics import gradient_draws, gradient_variance
 from tests.core.test_rollout import SMALL
@@ -59,3 +61,18 @@ def test_probe_reports_both_groups_and_does_not_change_the_training_random_strea
     for key, value in model.estimator.state_dict().items():  # running averages untouched
         torch.testing.assert_close(value, state[key])
     assert model.estimator.training
+
+
+@pytest.mark.parametrize("precision, autocast", [("32-true", False), ("bf16-mixed", True)])
+def test_probe_draws_in_the_training_precision(precision, autocast, monkeypatch):
+    seen = []
+
+    def probe(pl_module, batch, num_draws):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return {}
+
+    monkeypatch.setattr(callbacks, "probe_gradient_variance", probe)
+    trainer = pl.Trainer(accelerator="cpu", precision=precision, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    GradientVarianceProbe(every_n_steps=1, num_draws=2).on_train_batch_end(trainer, None, None, None, 0)
+    assert seen == [autocast]
