@@ -2,8 +2,11 @@
 into a throw-away virtual environment, trains a few batches through `ram fit` by name and by a
 dotted class path given as a plain value."""
 import re
+import site
 import subprocess
+import sys
 import venv
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +27,20 @@ def readme_recipe() -> tuple:
     return files, blocks[2][1].split("#")[0].strip()
 
 
+def user_environment(env_dir: Path) -> str:
+    """A throw-away virtual environment that sees this environment's packages (ram-lightning and
+    what it installed, setuptools included) as a user's own environment would, while installs go
+    into the throw-away one: the project's environment stays untouched. Not the base Python's
+    site-packages: those hold whatever the machine happens to have (setuptools 65 and no wheel on
+    a fresh Python 3.11), not what ram-lightning's install brings."""
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    (own,) = Path(env_dir).glob("lib/python*/site-packages")
+    ours = [path for path in site.getsitepackages() if path.startswith(sys.prefix)]
+    # addsitedir also runs the .pth files there (the editable install of ram-lightning)
+    (own / "ram_environment.pth").write_text("".join(f"import site; site.addsitedir({path!r})\n" for path in ours))
+    return str(Path(env_dir) / "bin" / "python")
+
+
 @pytest.mark.slow
 def test_the_readme_plugin_recipe_works_verbatim_in_a_fresh_folder(tmp_path, tiny_config, write_config):
     files, install = readme_recipe()
@@ -32,9 +49,7 @@ def test_the_readme_plugin_recipe_works_verbatim_in_a_fresh_folder(tmp_path, tin
     for name, body in files.items():
         (package / name).parent.mkdir(parents=True, exist_ok=True)
         (package / name).write_text(body)
-    env_dir = tmp_path / "venv"  # the project's own environment stays untouched
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
-    python = str(env_dir / "bin" / "python")
+    python = user_environment(tmp_path / "venv")
     env = subprocess_env()
     env.update(PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")  # no network
     assert install.startswith("pip install ")
