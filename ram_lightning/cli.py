@@ -42,6 +42,7 @@ from ram_lightning.errors import NonFiniteError, UserError
 from ram_lightning.interrupt import SaveOnSignal
 from ram_lightning.prediction_writer import JsonLinesWriter
 from ram_lightning.run_defaults import DEFAULTS_FILE, fill_run_defaults
+from ram_lightning.run_folders import claim_version_folders, release_empty
 from ram_lightning.run_record import RunRecord, apply_run_record, continue_csv_logs, read_run_record
 from ram_lightning.tracking import configure_wandb
 from ram_lightning.user_errors import as_user_error, check_config_files
@@ -141,11 +142,16 @@ class RamCLI(LightningCLI):
             for message in ("The dirpath has changed from", "Experiment logs directory .* exists and is not empty",
                             "Checkpoint directory .* exists and is not empty"):
                 warnings.filterwarnings("ignore", message=message)
+        self._claimed = claim_version_folders(logger)  # before the loggers exist: two runs never share one
         self._wandb_lines: List[str] = []  # said after the Data line (instantiate_classes)
         configure_wandb(logger, announce=self._wandb_lines.append)
 
     def instantiate_classes(self) -> None:
-        super().instantiate_classes()
+        try:
+            super().instantiate_classes()
+        except BaseException:
+            release_empty(getattr(self, "_claimed", []))
+            raise
         for line in getattr(self, "_wandb_lines", []):  # the W&B offline line, after the Data line
             print(line, file=sys.stderr, flush=True)
 
