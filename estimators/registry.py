@@ -14,9 +14,11 @@ from typing import Any, Callable, Dict, Mapping, Type, TypeVar, Union
 from ram_lightning.errors import UserError
 
 from .base import Estimator
-from .spec import build_estimator, is_spec
+from .spec import build_estimator, class_path, is_spec
 
 ENTRY_POINT_GROUP = "ram_lightning.estimators"
+# The packages of ram-lightning itself: their classes may be named by a file (a checkpoint).
+PROJECT_PACKAGES = ("ram_lightning", "estimators", "datamodules")
 
 _REGISTRY: Dict[str, Type[Estimator]] = {}
 E = TypeVar("E", bound=Type[Estimator])
@@ -62,6 +64,24 @@ def _import_estimator(path: str) -> Type[Estimator]:
     if not (isinstance(cls, type) and issubclass(cls, Estimator)):
         raise UserError(f"estimator {path!r} is {cls!r}, not an Estimator subclass")
     return cls
+
+
+def trusted_packages() -> set:
+    """The top-level packages whose classes a file may name: ram-lightning's own, and those of
+    the plug-ins installed under the entry-point group (read from their metadata: nothing is
+    imported)."""
+    plugins = {entry_point.value.split(":", 1)[0].split(".", 1)[0].strip()
+               for entry_point in entry_points(group=ENTRY_POINT_GROUP)}
+    return set(PROJECT_PACKAGES) | plugins
+
+
+def is_trusted_class_path(path: Any) -> bool:
+    """Whether importing the dotted ``path`` runs only code of ram-lightning or of an installed
+    plug-in (see :func:`trusted_packages`), or names an estimator this process has registered
+    already (imported: nothing new runs); decided from the name alone, before any import."""
+    if not isinstance(path, str):
+        return False
+    return path.split(".", 1)[0] in trusted_packages() or any(path == class_path(cls) for cls in _REGISTRY.values())
 
 
 def available_estimators() -> list:

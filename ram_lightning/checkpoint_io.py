@@ -4,6 +4,9 @@
 
 - loads (local path or http(s) URL) always use ``torch.load(weights_only=True)``: a
   checkpoint carrying a pickle payload is refused with one line, its code never runs;
+- a checkpoint whose hyperparameters name a class (the model's ``_class_path``, the
+  estimator's ``class_path``) outside ram-lightning and its installed plug-ins is refused
+  before anything is imported (``check_named_classes``): importing a module runs its code;
 - saves are atomic: the checkpoint is written to a temporary file in the destination
   folder, flushed and fsynced, then moved over the real name with ``os.replace``. A failed
   save (no space left, read-only folder, a signal) leaves the previous checkpoint intact and
@@ -19,7 +22,7 @@ import pickle
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
 
 import torch
 from lightning_fabric.utilities.cloud_io import get_filesystem
@@ -77,7 +80,50 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str,
         raise CheckpointError(f"{where} cannot be read: {reason}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{where} is not a Lightning checkpoint (no state_dict)")
+    check_named_classes(checkpoint, where)
     return checkpoint
+
+
+def named_classes(node: Any, key: str = "") -> Iterator[Tuple[str, Any]]:
+    """``(where, class path)`` for every class a checkpoint's hyperparameters name: a
+    ``class_path`` at any depth (the estimator's spec, nested ones) and the CLI's ``_class_path``."""
+    if isinstance(node, Mapping):
+        for name, value in node.items():
+            inner = f"{key}.{name}" if key else str(name)
+            if name in ("class_path", "_class_path"):
+                yield inner, value
+            else:
+                yield from named_classes(value, inner)
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            yield from named_classes(value, f"{key}[{index}]")
+
+
+def check_named_classes(checkpoint: Mapping[str, Any], where: str) -> None:
+    """Refuse a checkpoint whose hyperparameters name a class outside ram-lightning and its
+    registered plug-ins (importing it would run that module's code), or an instantiator outside
+    Lightning's allowlist; decided from the names alone, before anything is imported.
+
+    Raises:
+        CheckpointError: naming the key, the class and what is accepted.
+    """
+    from pytorch_lightning.core.saving import _ALLOWED_INSTANTIATORS
+
+    from estimators.registry import ENTRY_POINT_GROUP, is_trusted_class_path
+
+    for section in ("hyper_parameters", "datamodule_hyper_parameters"):
+        hparams = checkpoint.get(section) or {}
+        for key, path in named_classes(hparams, section):
+            if not is_trusted_class_path(path):
+                raise CheckpointError(
+                    f"{where} refused: {key} names {path!r}, which is neither ram-lightning's nor an installed estimator "
+                    f"plug-in's, and importing it would run its code; nothing was imported (install the plug-in that "
+                    f"defines it under the entry-point group {ENTRY_POINT_GROUP})"
+                )
+        instantiator = hparams.get("_instantiator") if isinstance(hparams, Mapping) else None
+        if instantiator is not None and instantiator not in _ALLOWED_INSTANTIATORS:
+            raise CheckpointError(f"{where} refused: {section}._instantiator names {instantiator!r}, "
+                                  f"not one of Lightning's trusted instantiators; nothing it names was imported")
 
 
 def atomic_torch_save(obj: Any, path: PathLike) -> None:

@@ -79,6 +79,8 @@ def _set(node: Any, key: str, value: Any) -> None:
 
 
 def _resolve(path: Any) -> Optional[type]:
+    """The class a config entry names (the user's config: trusted; the recorded names are only
+    compared with it as text, never imported)."""
     from estimators.spec import import_class
     try:
         return import_class(str(path))
@@ -97,7 +99,7 @@ def apply_run_record(logger_config: Any, record: List[Dict[str, Any]], subcomman
             continue
         cls = _resolve(_get(entry, "class_path"))
         init_args = _get(entry, "init_args")
-        match = next((r for r in remaining if cls is not None and _resolve(r["class_path"]) is cls), None)
+        match = next((r for r in remaining if cls is not None and r.get("class_path") == class_path(cls)), None)
         if match is None or init_args is None:
             continue
         remaining.remove(match)

@@ -1,15 +1,19 @@
 """Checkpoint loads never run code (local or URL); saves are atomic and a failed save keeps the last one."""
 import errno
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from ram_lightning import AttentionClassifier
 from ram_lightning.checkpoint_io import CheckpointError, SafeCheckpointIO, load_checkpoint_file
 from tests.http_server import serve
+from tests.tiny_run import RAM, ROOT, subprocess_env
 
 
 class Payload:
@@ -177,3 +181,57 @@ def test_ram_test_from_a_url_checkpoint_runs_weights_only(tmp_path, torch_home, 
         main(["test", "--config", str(config), "--ckpt_path", f"{base}/{name}"])
     (metrics,) = (tmp_path / "tiny").glob("version_0/test/metrics.csv")
     assert "test/error" in metrics.read_text() and (torch_home / "hub" / "checkpoints" / name).is_file()
+
+
+# `this` prints the Zen of Python when imported: the proof that a load imported what a file named.
+ZEN = "Beautiful is better than ugly"
+
+
+def write_naming(folder: Path, key: str, class_path: str) -> Path:
+    """A good tiny checkpoint whose hyperparameters name ``class_path`` at ``key``."""
+    model = AttentionClassifier(image_shape=(1, 24, 24), glimpse_size=6, num_patches=2, num_glimpses=2, hidden_size=16,
+                                glimpse_hidden=8, glimpse_features=16, context_size=8)
+    hparams = {**model.hparams, "_class_path": "ram_lightning.classifier.AttentionClassifier"}
+    if key == "estimator":
+        hparams["estimator"] = {"class_path": class_path, "init_args": {}}
+    else:
+        hparams[key] = class_path
+    path = folder / unique_name()
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "pytorch-lightning_version": pl.__version__}, path)
+    return path
+
+
+NAMING = """
+import sys
+from ram_lightning import AttentionClassifier
+from ram_lightning.checkpoint_io import CheckpointError
+try:
+    AttentionClassifier.load_from_checkpoint(sys.argv[1])
+except CheckpointError as error:
+    print("refused:", error)
+print("imported this:", "this" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("key", ["estimator", "_class_path"])
+def test_a_checkpoint_naming_a_class_outside_the_project_and_its_plugins_imports_nothing(key, tmp_path):
+    path = write_naming(tmp_path, key, "this.Zen" if key == "estimator" else "this.AttentionClassifier")
+    with pytest.raises(CheckpointError, match=rf"refused: hyper_parameters.{key}(.class_path)? names 'this\..*nothing was imported"):
+        load_checkpoint_file(path)
+    run = subprocess.run([sys.executable, "-c", NAMING, str(path)], cwd=ROOT, env=subprocess_env(), capture_output=True,
+                         text=True, timeout=120)
+    assert "refused:" in run.stdout and "imported this: False" in run.stdout and ZEN not in run.stdout, run.stdout + run.stderr
+
+
+def test_a_checkpoint_naming_a_project_class_still_loads(tmp_path):
+    path = write_naming(tmp_path, "estimator", "estimators.reinforce.Reinforce")
+    assert AttentionClassifier.load_from_checkpoint(path).estimator.sample_from == "prior"
+
+
+def test_ram_test_with_a_checkpoint_naming_an_outside_class_is_one_line_and_imports_nothing(tmp_path, tiny_config, write_config):
+    path = write_naming(tmp_path, "estimator", "this.Zen")
+    config = write_config(tmp_path, tiny_config(tmp_path))
+    run = subprocess.run(RAM + ["test", "--config", str(config), "--ckpt_path", str(path)], cwd=ROOT, env=subprocess_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and ZEN not in run.stdout + run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith(f"ram: error: checkpoint {path} refused: hyper_parameters.estimator")

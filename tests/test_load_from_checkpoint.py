@@ -81,5 +81,5 @@ def test_a_plugin_that_is_not_installed_is_one_line_naming_its_class_path(tmp_pa
     checkpoint = torch.load(tmp_path / "m.ckpt", weights_only=True)
     checkpoint["hyper_parameters"]["estimator"]["class_path"] = "not_installed_package.MyEstimator"
     torch.save(checkpoint, tmp_path / "m.ckpt")
-    with pytest.raises(UserError, match="'not_installed_package.MyEstimator' cannot be imported"):
+    with pytest.raises(UserError, match="names 'not_installed_package.MyEstimator', which is neither ram-lightning's"):
         AttentionClassifier.load_from_checkpoint(tmp_path / "m.ckpt")

@@ -150,3 +150,17 @@ def test_an_explicit_value_equal_to_the_class_default_still_conflicts():
                                       explicit_keys={"estimator"})
     assert len(lines) == 1 and "model.estimator=" in lines[0] and "using the checkpoint value" in lines[0]
     assert merged["init_args"]["estimator"]["class_path"] == "estimators.wake_sleep.WakeSleep"
+
+
+def test_the_loggers_a_checkpoint_records_are_compared_by_name_never_imported(tmp_path, monkeypatch):
+    import estimators.spec
+
+    imported = []
+    real = estimators.spec.import_class
+    monkeypatch.setattr(estimators.spec, "import_class", lambda path: imported.append(path) or real(path))
+    logger = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path), "name": "x"}}
+    record = [{"class_path": "this.CSVLogger", "save_dir": str(tmp_path), "name": "x", "version": 3}]
+    assert apply_run_record([logger], record, "fit") == [] and "version" not in logger["init_args"]
+    record[0]["class_path"] = "pytorch_lightning.loggers.csv_logs.CSVLogger"
+    assert apply_run_record([logger], record, "fit") and logger["init_args"]["version"] == 3
+    assert imported and all(not path.startswith("this") for path in imported)
