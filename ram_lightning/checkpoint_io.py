@@ -10,19 +10,26 @@
 - saves are atomic: the checkpoint is written to a temporary file in the destination
   folder, flushed and fsynced, then moved over the real name with ``os.replace``. A failed
   save (no space left, read-only folder, a signal) leaves the previous checkpoint intact and
-  no partial file under a checkpoint's name, and stops with one line naming the file.
+  no partial file under a checkpoint's name, and stops with one line naming the file; the
+  temporary file a killed save left is removed by the next save of that name.
+- a URL is downloaded once into a cache keyed by the whole URL (``url_cache_path``); an HTTP
+  error is one line, and a downloaded file that is refused is removed from the cache.
 
 ``load_checkpoint_file`` is the same load for code outside a Trainer (the CLI reading a
 checkpoint's hyperparameters, ``EstimatorModule.load_from_checkpoint``).
 """
 from __future__ import annotations
 
+import glob
+import hashlib
 import os
 import pickle
 import tempfile
+import urllib.error
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
+from urllib.parse import urlsplit
 
 import torch
 from lightning_fabric.utilities.cloud_io import get_filesystem
@@ -41,25 +48,64 @@ def is_url(path: PathLike) -> bool:
     return str(path).startswith(("http://", "https://"))
 
 
+def url_cache_path(url: str) -> Path:
+    """Where the checkpoint at ``url`` is cached: ``$TORCH_HOME/hub/checkpoints/<16 hex digits of
+    sha256(url)>-<file name>``, so two URLs ending in the same file name (``.../runA/last.ckpt``,
+    ``.../runB/last.ckpt``) never share a file (torch.hub's own cache keys by file name only)."""
+    name = Path(urlsplit(url).path).name or "checkpoint"
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return Path(torch.hub.get_dir()) / "checkpoints" / f"{digest}-{name}"
+
+
+def _download(url: str, where: str) -> Path:
+    """The cached copy of ``url``, downloaded first if there is none (torch.hub writes it to a
+    temporary file and moves it into place: a broken download leaves no cached file)."""
+    path = url_cache_path(url)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(url, str(path), progress=True)
+        except urllib.error.HTTPError as error:
+            raise CheckpointError(f"{where} cannot be downloaded: HTTP {error.code} {error.reason}") from None
+    return path
+
+
 def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]:
-    """The checkpoint dict at ``path`` (a local file or an http(s) URL), loaded with
-    ``weights_only=True``.
+    """The checkpoint dict at ``path`` (a local file, or an http(s) URL cached by
+    ``url_cache_path``), loaded with ``weights_only=True``; a downloaded file that is refused is
+    removed from the cache again.
 
     Raises:
-        CheckpointError: missing file, unreachable URL, not a checkpoint, or a pickle payload
-            (anything ``weights_only`` refuses).
+        CheckpointError: missing file, unreachable URL or an HTTP error, not a checkpoint, a
+            pickle payload (anything ``weights_only`` refuses), or a class named outside the project.
     """
     where = f"checkpoint {path}"
+    cached = None
     try:
         if is_url(path):
-            # torch.hub caches by file name under $TORCH_HOME/hub/checkpoints.
-            checkpoint = torch.hub.load_state_dict_from_url(str(path), map_location=map_location, weights_only=True)
+            cached = _download(str(path), where)
+            checkpoint = _load_file(cached, map_location, where)
         else:
             if not Path(path).is_file():
                 raise CheckpointError(f"{where}: no such file" + (" (it is a directory)" if Path(path).is_dir() else ""))
-            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+            checkpoint = _load_file(path, map_location, where)
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            raise CheckpointError(f"{where} is not a Lightning checkpoint (no state_dict)")
+        check_named_classes(checkpoint, where)
     except CheckpointError:
+        if cached is not None:
+            cached.unlink(missing_ok=True)  # never keep a refused file in the download cache
         raise
+    except OSError as error:  # unreadable file, URL errors (urllib's URLError is an OSError)
+        reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or error
+        raise CheckpointError(f"{where} cannot be read: {reason}") from None
+    return checkpoint
+
+
+def _load_file(path: PathLike, map_location: Any, where: str) -> Any:
+    """``torch.load(path, weights_only=True)``, its refusals and failures as one-line CheckpointErrors."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         text = str(error)
         if "Unsupported global" in text:
@@ -75,13 +121,6 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str,
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
         first_line = str(error).splitlines()[0] if str(error) else ""
         raise CheckpointError(f"{where} is not a PyTorch checkpoint ({type(error).__name__}: {first_line})") from None
-    except OSError as error:  # unreadable file, URL errors (urllib's URLError is an OSError)
-        reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or error
-        raise CheckpointError(f"{where} cannot be read: {reason}") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{where} is not a Lightning checkpoint (no state_dict)")
-    check_named_classes(checkpoint, where)
-    return checkpoint
 
 
 def named_classes(node: Any, key: str = "") -> Iterator[Tuple[str, Any]]:
@@ -137,6 +176,7 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
     temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(path)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
         with os.fdopen(handle, "wb") as stream:
             torch.save(obj, stream)
@@ -156,6 +196,17 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
                 os.unlink(temporary)
             except OSError:
                 pass
+
+
+def remove_stale_partials(path: Path) -> None:
+    """Remove temporary files an earlier save of ``path`` left behind (a SIGKILL or power loss
+    mid-save). Saves of one name are never concurrent: a run saves from one process, and two runs
+    never share a version folder (``ram_lightning.run_folders``)."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
 
 
 def _fsync_folder(folder: Path) -> None:

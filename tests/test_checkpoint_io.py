@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from ram_lightning import AttentionClassifier
-from ram_lightning.checkpoint_io import CheckpointError, SafeCheckpointIO, load_checkpoint_file
+from ram_lightning.checkpoint_io import CheckpointError, SafeCheckpointIO, load_checkpoint_file, url_cache_path
 from tests.http_server import serve
 from tests.tiny_run import RAM, ROOT, subprocess_env
 
@@ -52,6 +52,7 @@ def test_a_checkpoint_with_a_pickle_payload_is_refused_and_its_code_never_runs(w
             with pytest.raises(CheckpointError, match="refused: it holds Python objects"):
                 load(source)
     assert not marker.exists()
+    assert not list(torch_home.rglob("*.ckpt"))  # the refused download is not kept in the cache
 
 
 def test_a_good_checkpoint_loads_from_a_url(tmp_path, torch_home):
@@ -60,6 +61,32 @@ def test_a_good_checkpoint_loads_from_a_url(tmp_path, torch_home):
     with serve(tmp_path) as base:
         checkpoint = SafeCheckpointIO().load_checkpoint(f"{base}/{path.name}")
     assert checkpoint["epoch"] == 3 and torch.equal(checkpoint["state_dict"]["w"], torch.ones(2))
+
+
+def test_two_urls_ending_in_the_same_file_name_load_their_own_checkpoints(tmp_path, torch_home):
+    for run, value in (("runA", 1.0), ("runB", 2.0)):
+        (tmp_path / run).mkdir()
+        SafeCheckpointIO().save_checkpoint({"state_dict": {"w": torch.full((2,), value)}}, tmp_path / run / "last.ckpt")
+    with serve(tmp_path) as base:
+        loaded = [load_checkpoint_file(f"{base}/{run}/last.ckpt")["state_dict"]["w"][0].item() for run in ("runA", "runB")]
+        again = load_checkpoint_file(f"{base}/runA/last.ckpt")["state_dict"]["w"][0].item()  # from the cache
+    assert loaded == [1.0, 2.0] and again == 1.0
+    assert len(list((torch_home / "hub" / "checkpoints").glob("*-last.ckpt"))) == 2
+
+
+def test_a_url_that_answers_an_http_error_is_one_line_and_caches_nothing(tmp_path, torch_home):
+    with serve(tmp_path) as base, pytest.raises(CheckpointError, match=r"/gone.ckpt cannot be downloaded: HTTP 404 File not found"):
+        load_checkpoint_file(f"{base}/gone.ckpt")
+    assert not list(torch_home.rglob("*gone*"))
+
+
+def test_a_save_removes_the_temporary_files_a_killed_save_left(tmp_path):
+    stale = tmp_path / ".last.ckpt.x1y2.partial"
+    stale.write_bytes(b"half a checkpoint")
+    other = tmp_path / ".best.ckpt.x1y2.partial"  # another name's: not this save's business
+    other.write_bytes(b"")
+    SafeCheckpointIO().save_checkpoint({"state_dict": {}}, tmp_path / "last.ckpt")
+    assert not stale.exists() and other.exists() and (tmp_path / "last.ckpt").is_file()
 
 
 @pytest.mark.parametrize("content, message", [(None, "no such file"), (b"not a checkpoint", "is not a PyTorch checkpoint")])
@@ -180,7 +207,8 @@ def test_ram_test_from_a_url_checkpoint_runs_weights_only(tmp_path, torch_home, 
     with serve(served) as base:
         main(["test", "--config", str(config), "--ckpt_path", f"{base}/{name}"])
     (metrics,) = (tmp_path / "tiny").glob("version_0/test/metrics.csv")
-    assert "test/error" in metrics.read_text() and (torch_home / "hub" / "checkpoints" / name).is_file()
+    assert "test/error" in metrics.read_text() and url_cache_path(f"{base}/{name}").is_file()
+    assert url_cache_path(f"{base}/{name}").parent == torch_home / "hub" / "checkpoints"
 
 
 # `this` prints the Zen of Python when imported: the proof that a load imported what a file named.
