@@ -44,6 +44,7 @@ from ram_lightning.prediction_writer import JsonLinesWriter
 from ram_lightning.run_defaults import DEFAULTS_FILE, fill_run_defaults
 from ram_lightning.run_folders import claim_version_folders, release_empty
 from ram_lightning.run_record import RunRecord, apply_run_record, continue_csv_logs, read_run_record
+from ram_lightning.saved_config import KeepingSaveConfig
 from ram_lightning.tracking import configure_wandb
 from ram_lightning.user_errors import as_user_error, check_config_files
 
@@ -135,7 +136,8 @@ class RamCLI(LightningCLI):
         """Point the loggers at the checkpoint's run (if any); decide W&B's mode (online, or
         offline said once) before a WandbLogger is built."""
         logger = self.config_dump_value("trainer").get("logger")
-        continued = apply_run_record(logger, getattr(self, "run_record", []), self.subcommand)
+        continued = apply_run_record(logger, getattr(self, "run_record", []), self.subcommand,
+                                     self.config_dump_value("ckpt_path"))
         for line in continued:
             _say(line)
         if continued:  # Lightning's warnings about reusing the run's folder: that is the point here
@@ -192,7 +194,7 @@ class RamCLI(LightningCLI):
             if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
                 logger.experiment.finish()
         if writer is not None and self.trainer.is_global_zero:
-            print(f"Predictions: {writer.path}", flush=True)
+            print(writer.summary(), flush=True)
 
     def config_dump_value(self, key: str):
         return self.config.get(self.subcommand, self.config).get(key)
@@ -225,7 +227,7 @@ def _build_cli(args: Optional[List[str]], run: bool, on_signal: SaveOnSignal) ->
         raw_args=args,
         run=run,
         auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
+        save_config_callback=KeepingSaveConfig,  # config.yaml, or config-2.yaml beside an earlier one: never replaced
         # the shared defaults, composed before any --config, for every subcommand
         parser_kwargs={sub: {"default_config_files": [str(DEFAULTS_FILE)], "epilog": HELP_EPILOG.format(sub=sub)}
                        for sub in LightningCLI.subcommands()},

@@ -3,8 +3,9 @@
 Each module's ``predict_step`` returns a dict of batch-first values (tensors [B, ...] or
 lists of length B); ``JsonLinesWriter`` writes one JSON object per image to
 ``<run folder>/predictions.jsonl`` (``trainer.log_dir``; ``predictions.rank<r>.jsonl`` per
-process under DDP), through a temporary file replaced at the end, so a failed prediction run
-never leaves a half-written file under that name.
+process under DDP), through a temporary file moved into place at the end, so a failed prediction
+run never leaves a half-written file under that name. A file from an earlier ``ram predict`` is
+never replaced: the new one takes the next free name (``predictions-2.jsonl``), and ``ram`` says so.
 
 Classification lines: ``{"image": <index or path>, "prediction": 7, "probabilities": [...],
 "locations": [[x, y], ...], "scales": [...] or null}``; captions: ``{"image": <id or path>,
@@ -20,6 +21,8 @@ from typing import Any, Dict, List, Optional
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
+
+from ram_lightning.no_clobber import place
 
 
 def records(prediction: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -43,6 +46,7 @@ class JsonLinesWriter(BasePredictionWriter):
         self.filename = filename
         self.announce = announce
         self.path: Optional[Path] = None
+        self.kept: Optional[Path] = None
         self._handle = None
         self._temporary: Optional[Path] = None
 
@@ -52,9 +56,9 @@ class JsonLinesWriter(BasePredictionWriter):
         if trainer.world_size > 1:
             stem, dot, suffix = name.rpartition(".")
             name = f"{stem}.rank{trainer.global_rank}{dot}{suffix}" if dot else f"{name}.rank{trainer.global_rank}"
-        self.path = folder / name
+        self.path, self.kept = folder / name, None
         folder.mkdir(parents=True, exist_ok=True)
-        self._temporary = folder / f".{name}.partial"
+        self._temporary = folder / f".{name}.{os.getpid()}.partial"
         self._handle = open(self._temporary, "w")
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
@@ -66,9 +70,16 @@ class JsonLinesWriter(BasePredictionWriter):
         os.fsync(self._handle.fileno())
         self._handle.close()
         self._handle = None
-        os.replace(self._temporary, self.path)
+        placed = place(self._temporary, self.path)
+        self.kept = self.path if placed != self.path else None  # an earlier file under the name, kept
+        self.path = placed
         if self.announce and trainer.is_global_zero:
-            print(f"Predictions: {self.path}", flush=True)
+            print(self.summary(), flush=True)
+
+    def summary(self) -> str:
+        """``Predictions: <path>``, and the earlier file kept if the name was taken."""
+        kept = f" ({self.kept.name} from an earlier ram predict kept)" if self.kept is not None else ""
+        return f"Predictions: {self.path}{kept}"
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if self._handle is not None:

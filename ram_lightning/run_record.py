@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import os
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytorch_lightning as pl
@@ -88,36 +89,74 @@ def _resolve(path: Any) -> Optional[type]:
         return None
 
 
-def apply_run_record(logger_config: Any, record: List[Dict[str, Any]], subcommand: str) -> List[str]:
+def _version_folder(version: Any) -> str:
+    return version if isinstance(version, str) else f"version_{version}"
+
+
+def located_save_dir(record: Dict[str, Any], ckpt_path: Any) -> Optional[str]:
+    """The ``save_dir`` the checkpoint file itself sits in, if it lies where the recorded run keeps
+    its checkpoints (``<save_dir>/<name>/<version>/checkpoints/``): a run folder copied or moved
+    elsewhere is still recognised as the checkpoint's run."""
+    if not ckpt_path or "://" in str(ckpt_path):
+        return None
+    folder = Path(os.path.abspath(str(ckpt_path))).parent
+    if folder.name != "checkpoints" or folder.parent.name != _version_folder(record.get("version")):
+        return None
+    run = folder.parent.parent
+    if record.get("name"):
+        if run.name != record["name"]:
+            return None
+        run = run.parent
+    return str(run)
+
+
+def apply_run_record(logger_config: Any, record: List[Dict[str, Any]], subcommand: str, ckpt_path: Any = None) -> List[str]:
     """Point the ``trainer.logger`` config entries at the recorded run (in place); returns
-    one line per logger changed, saying where it now logs."""
-    entries = logger_config if isinstance(logger_config, (list, tuple)) else [logger_config]
+    one line per logger changed, saying where it now logs.
+
+    A folder logger continues the recorded folder when the config's ``save_dir`` and ``name``
+    are the recorded ones, or name the folder the checkpoint file lies in (a copied run). W&B
+    continues the recorded run only where every folder logger continues too: a command that
+    logs into another folder (another ``--name``) starts a new W&B run, and says so."""
+    entries = [e for e in (logger_config if isinstance(logger_config, (list, tuple)) else [logger_config])
+               if e is not None and not isinstance(e, bool) and _get(e, "init_args") is not None]
     said: List[str] = []
     remaining = list(record)
+    matched = []
     for entry in entries:
-        if entry is None or isinstance(entry, bool):
-            continue
         cls = _resolve(_get(entry, "class_path"))
-        init_args = _get(entry, "init_args")
         match = next((r for r in remaining if cls is not None and r.get("class_path") == class_path(cls)), None)
-        if match is None or init_args is None:
-            continue
-        remaining.remove(match)
+        if match is not None:
+            remaining.remove(match)
+            matched.append((entry, cls, match))
+    elsewhere = []
+    for entry, cls, match in matched:
         if issubclass(cls, WandbLogger):
-            if not _get(init_args, "id") and not _get(init_args, "version") and match.get("id"):
-                _set(init_args, "id", match["id"])
-                said.append(f"W&B: continuing run {match['id']}")
             continue
+        init_args = _get(entry, "init_args")
         save_dir = os.path.abspath(str(_get(init_args, "save_dir") or "."))
         name = _get(init_args, "name")
-        if _get(init_args, "version") is not None or save_dir != match["save_dir"] or name != match["name"]:
+        recorded = os.path.join(match["save_dir"], match["name"] or "", _version_folder(match["version"]))
+        if _get(init_args, "version") is not None:
             continue
-        version = match["version"]
-        folder = version if isinstance(version, str) else f"version_{version}"
+        if name != match["name"] or save_dir not in (match["save_dir"], located_save_dir(match, ckpt_path)):
+            elsewhere.append(recorded)
+            continue
+        folder = _version_folder(match["version"])
         if subcommand != "fit":
             folder = f"{folder}/{subcommand}"
-        _set(init_args, "version", version if subcommand == "fit" else folder)
+        _set(init_args, "version", match["version"] if subcommand == "fit" else folder)
         said.append(f"Logging to {os.path.join(save_dir, name or '', folder)} (beside the checkpoint's run)")
+    for entry, cls, match in matched:
+        init_args = _get(entry, "init_args")
+        if not issubclass(cls, WandbLogger) or _get(init_args, "id") or _get(init_args, "version") or not match.get("id"):
+            continue
+        if elsewhere:
+            said.append(f"W&B: a new run (the checkpoint's run {match['id']} belongs to {elsewhere[0]}, "
+                        f"and this command logs elsewhere)")
+            continue
+        _set(init_args, "id", match["id"])
+        said.append(f"W&B: continuing run {match['id']}")
     return said
 
 

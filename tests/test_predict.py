@@ -51,6 +51,15 @@ def test_classification_predicts_the_test_split_from_a_checkpoint_beside_its_run
     assert set(record) == {"image", "prediction", "probabilities", "locations", "scales"}
     assert record["prediction"] == int(np.argmax(record["probabilities"])) and sum(record["probabilities"]) == pytest.approx(1, abs=1e-5)
     assert len(record["locations"]) == 2 and all(-1 <= v <= 1 for xy in record["locations"] for v in xy)  # num_glimpses: 2
+    first = path.read_text()
+    capsys.readouterr()
+    main(["predict", "--config", str(config), "--ckpt_path", str(last), "--data.init_args.test_size", "4"])
+    out, err = capsys.readouterr()
+    second = path.with_name("predictions-2.jsonl")
+    assert out.strip().splitlines()[-1] == f"Predictions: {second} (predictions.jsonl from an earlier ram predict kept)"
+    assert path.read_text() == first and len(path.with_name("predictions-2.jsonl").read_text().splitlines()) == 4
+    configs = sorted(p.name for p in path.parent.glob("config*.yaml"))
+    assert configs == ["config-2.yaml", "config.yaml"] and f"Config: {path.parent / 'config-2.yaml'}" in err
 
 
 @pytest.mark.slow

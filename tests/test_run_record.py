@@ -49,6 +49,9 @@ def test_resume_keeps_the_run_folder_and_best_checkpoints_and_evaluation_logs_be
     first_best = best_state(load_checkpoint(last))["best_k_models"]
     ram(["fit", "--config", str(config), "--test_after_fit", "false", "--trainer.max_epochs", "2", "--ckpt_path", str(last)])
     assert [p.name for p in (tmp_path / "tiny").iterdir()] == ["version_0"]
+    saved = {p.name: p.read_text() for p in (tmp_path / "tiny" / "version_0").glob("config*.yaml")}
+    assert sorted(saved) == ["config-2.yaml", "config.yaml"]  # the run's original settings are kept
+    assert "max_epochs: 1\n" in saved["config.yaml"] and "max_epochs: 2\n" in saved["config-2.yaml"]
     state = best_state(load_checkpoint(last))
     assert load_checkpoint(last)["epoch"] == 1
     # the two best of both epochs: the first epoch's checkpoint was kept in the ranking across the resume
@@ -86,6 +89,33 @@ def test_a_checkpoint_records_each_logger_and_the_config_is_pointed_back_at_it(t
     config[0]["init_args"]["version"] = None
     apply_run_record(config, record, "predict")
     assert config[0]["init_args"]["version"] == "version_3/predict"
+
+
+def loggers_config(save_dir, name="tiny"):
+    return [{"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": str(save_dir), "name": name}},
+            {"class_path": "pytorch_lightning.loggers.WandbLogger", "init_args": {"id": None, "version": None}}]
+
+
+RECORD = [{"class_path": "pytorch_lightning.loggers.wandb.WandbLogger", "id": "abc123"},
+          {"class_path": "pytorch_lightning.loggers.csv_logs.CSVLogger", "save_dir": "/first/runs", "name": "tiny", "version": 3}]
+
+
+def test_a_command_logging_under_another_name_starts_a_new_wandb_run_and_says_why(tmp_path):
+    config = loggers_config("/first/runs", name="other")
+    lines = apply_run_record(config, RECORD, "predict", "/first/runs/tiny/version_3/checkpoints/last.ckpt")
+    assert "version" not in config[0]["init_args"] and config[1]["init_args"]["id"] is None
+    assert lines == ["W&B: a new run (the checkpoint's run abc123 belongs to /first/runs/tiny/version_3, and this command logs elsewhere)"]
+
+
+def test_a_copied_run_folder_is_continued_where_the_checkpoint_lies(tmp_path):
+    copy = tmp_path / "copy" / "runs"
+    config = loggers_config(copy)
+    lines = apply_run_record(config, RECORD, "fit", str(copy / "tiny" / "version_3" / "checkpoints" / "last.ckpt"))
+    assert config[0]["init_args"]["version"] == 3 and config[1]["init_args"]["id"] == "abc123"
+    assert lines[0] == f"Logging to {copy / 'tiny' / 'version_3'} (beside the checkpoint's run)"
+    config = loggers_config(copy)  # a checkpoint copied out of its run folder: no folder to continue
+    apply_run_record(config, RECORD, "fit", str(tmp_path / "last.ckpt"))
+    assert "version" not in config[0]["init_args"] and config[1]["init_args"]["id"] is None
 
 
 MODEL = {"class_path": "ram_lightning.AttentionClassifier", "init_args": {"hidden_size": 128, "eval_samples": 4, "glimpse_size": 6}}
