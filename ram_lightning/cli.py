@@ -251,6 +251,10 @@ def main(args: Optional[List[str]] = None) -> None:
         build_cli(args, on_signal=on_signal)
     except SIGTERMException:  # SIGINT or SIGTERM: the checkpoint is saved and the line printed
         raise SystemExit(on_signal.exit_status) from None
+    except SystemExit as stop:
+        if on_signal.signal is not None and stop.code == 1:  # Lightning's exit after a second Ctrl-C (line printed)
+            raise SystemExit(on_signal.exit_status) from None
+        raise
     except Exception as error:
         user_error = find_user_error(error)
         if user_error is None:

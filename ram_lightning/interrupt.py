@@ -11,6 +11,11 @@ ModelCheckpoint) and prints
     Stopped by SIGTERM at step 12: checkpoint runs/x/version_0/checkpoints/last.ckpt; resume with: ram fit \
         --config x.yaml --ckpt_path runs/x/version_0/checkpoints/last.ckpt
 
+While that checkpoint is written, further SIGINT / SIGTERM are deferred (one line says so): the
+save completes and the line above is still printed. A second Ctrl-C before the save starts (the
+step or validation in progress is slow) stops at once without saving, and the line names the
+last checkpoint on disk, if any, and how to resume from it.
+
 The ``ram`` command then exits with status 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
 """
 from __future__ import annotations
@@ -44,6 +49,17 @@ def resume_command(args: Sequence[str], ckpt_path: str) -> str:
     return shlex.join(["ram", *kept, "--ckpt_path", ckpt_path])
 
 
+def _saved_step(path: str) -> object:
+    """The global step a checkpoint was saved at (read weights-only), or '?' if it cannot be read."""
+    from ram_lightning.checkpoint_io import load_checkpoint_file
+    from ram_lightning.errors import UserError
+
+    try:
+        return load_checkpoint_file(path).get("global_step", "?")
+    except UserError:
+        return "?"
+
+
 class SaveOnSignal(pl.Callback):
     """See the module docstring. ``args``: the command line, for the resume hint."""
 
@@ -51,6 +67,7 @@ class SaveOnSignal(pl.Callback):
         self.args = list(sys.argv[1:] if args is None else args)
         self.signal: Optional[int] = None
         self.saved: Optional[str] = None
+        self._saving = self._deferral_said = False
         self._previous = {}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -64,13 +81,28 @@ class SaveOnSignal(pl.Callback):
         self._trainer = trainer
 
     def _on_sigterm(self, signum, frame) -> None:
+        if self._deferred(signum):
+            return
         self.signal = self.signal or signum
         previous = self._previous.get(signal.SIGTERM)
         if callable(previous):
             previous(signum, frame)
 
+    def _deferred(self, signum: int) -> bool:
+        """During the save: say (once) that the signal waits for the checkpoint, and do nothing else."""
+        if not self._saving:
+            return False
+        if self._deferral_said:
+            return True
+        self._deferral_said = True
+        print(f"{signal.Signals(signum).name} again: finishing the checkpoint first (it is being written)",
+              file=sys.stderr, flush=True)
+        return True
+
     def _on_sigint(self, signum, frame) -> None:
-        if self.signal is not None:  # a second Ctrl-C: stop now
+        if self._deferred(signum):
+            return
+        if self.signal is not None:  # a second Ctrl-C before the save: stop now
             raise KeyboardInterrupt
         self.signal = signum
         self._trainer._signal_connector.received_sigterm = True  # the stop Lightning makes for SIGTERM
@@ -91,16 +123,34 @@ class SaveOnSignal(pl.Callback):
         return os.path.join(trainer.default_root_dir, "interrupted.ckpt")
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
+        if trainer.state.fn != TrainerFn.FITTING:
+            return
+        if isinstance(exception, KeyboardInterrupt) and self.signal is not None:
+            self._stopped_without_saving(trainer)
+            return
+        if not isinstance(exception, SIGTERMException):
             return
         self.signal = self.signal or signal.SIGTERM
         path = self.checkpoint_path(trainer)
-        trainer.save_checkpoint(path)  # the full state (Lightning's default): optimizer, loops, callbacks
+        self._saving = True
+        try:
+            trainer.save_checkpoint(path)  # the full state (Lightning's default): optimizer, loops, callbacks
+        finally:
+            self._saving = False
         self.saved = path
         if trainer.is_global_zero:
             name = signal.Signals(self.signal).name
             print(f"Stopped by {name} at step {trainer.global_step}: checkpoint {path}; resume with: "
                   f"{resume_command(self.args, path)}", file=sys.stderr, flush=True)
+
+    def _stopped_without_saving(self, trainer: pl.Trainer) -> None:
+        """The line for a second Ctrl-C before the save: what is on disk and how to resume from it."""
+        if not trainer.is_global_zero:
+            return
+        path = self.checkpoint_path(trainer)
+        where = (f"the last checkpoint is {path} (step {_saved_step(path)}); resume with: {resume_command(self.args, path)}"
+                 if os.path.isfile(path) else "no checkpoint was saved in this run")
+        print(f"Stopped by a second SIGINT at step {trainer.global_step}, before saving: {where}", file=sys.stderr, flush=True)
 
     @property
     def exit_status(self) -> int:

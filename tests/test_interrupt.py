@@ -113,3 +113,55 @@ def test_the_resume_command_replaces_an_earlier_ckpt_path():
     assert resume_command(["fit", "--config", "a b.yaml", "--ckpt_path", "old.ckpt"], "new.ckpt") == \
         "ram fit --config 'a b.yaml' --ckpt_path new.ckpt"
     assert resume_command(["fit", "--ckpt_path=old.ckpt"], "n.ckpt") == "ram fit --ckpt_path n.ckpt"
+
+
+class SignalDuringSave(SignalSelf):
+    """Ctrl-C at step ``step``, and again (``again`` times) while the interrupt's checkpoint is being written."""
+
+    def __init__(self, step: int = 3, again: int = 2) -> None:
+        super().__init__(step)
+        self.again = again
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if trainer.received_sigterm or trainer._signal_connector.received_sigterm:  # the interrupt's own save
+            for _ in range(self.again):
+                os.kill(os.getpid(), signal.SIGINT)
+
+
+class SecondCtrlC(SignalSelf):
+    """Ctrl-C after step ``step`` and again right away, before the step ends (a slow step)."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_interrupt_save_waits_for_the_checkpoint(tmp_path, monkeypatch, capsys, tiny_config, write_config):
+    monkeypatch.chdir(ROOT)
+    callback = {"class_path": "tests.test_interrupt.SignalDuringSave", "init_args": {"step": 3}}
+    config = interrupt_config(tmp_path, tiny_config, write_config, [callback], 0.0)
+    args = ["fit", "--config", str(config), "--test_after_fit", "false"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 128 + signal.SIGINT
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines.count("SIGINT again: finishing the checkpoint first (it is being written)") == 1
+    assert lines[-1].startswith("Stopped by SIGINT at step 3: ")
+    check_line_and_resume(lines[-1], config, tmp_path, signal.SIGINT, args)
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_before_the_save_stops_at_once_and_names_the_last_checkpoint(tmp_path, monkeypatch, capsys,
+                                                                                      tiny_config, write_config):
+    monkeypatch.chdir(ROOT)
+    callback = {"class_path": "tests.test_interrupt.SecondCtrlC", "init_args": {"step": 3}}
+    config = interrupt_config(tmp_path, tiny_config, write_config, [callback], 0.0)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--test_after_fit", "false"])
+    assert exit_info.value.code == 128 + signal.SIGINT
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    last = next((tmp_path / "tiny").glob("version_*/checkpoints/last.ckpt"))
+    assert line.startswith(f"Stopped by a second SIGINT at step 3, before saving: the last checkpoint is {last} (step 2); "
+                           f"resume with: ram fit"), line
