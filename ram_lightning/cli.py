@@ -18,7 +18,6 @@ end in one line ``ram: error: ...`` (``ram_lightning.user_errors``).
 """
 from __future__ import annotations
 
-import logging
 import sys
 import warnings
 from typing import List, Optional
@@ -41,6 +40,7 @@ from ram_lightning.distributed import RankSeeds
 from ram_lightning.errors import NonFiniteError, UserError
 from ram_lightning.interrupt import SaveOnSignal
 from ram_lightning.prediction_writer import JsonLinesWriter
+from ram_lightning.quiet import NoValidationYet, quiet
 from ram_lightning.run_defaults import DEFAULTS_FILE, fill_run_defaults
 from ram_lightning.run_folders import claim_version_folders, release_empty
 from ram_lightning.run_record import RunRecord, apply_run_record, continue_csv_logs, read_run_record
@@ -200,21 +200,11 @@ class RamCLI(LightningCLI):
         return self.config.get(self.subcommand, self.config).get(key)
 
 
-class _DropLightningTip(logging.Filter):
-    """Drops Lightning's start-up advertisement (a "💡 Tip:" to install litlogger)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip:")
-
-
 def build_cli(args: Optional[List[str]] = None, run: bool = True, on_signal: Optional[SaveOnSignal] = None) -> RamCLI:
-    """The CLI; ``on_signal``: the SIGINT/SIGTERM callback (made here if not given)."""
-    tip_filter = _DropLightningTip()
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(tip_filter)
-    try:
+    """The CLI; ``on_signal``: the SIGINT/SIGTERM callback (made here if not given). Lightning's
+    lines that tell a user nothing are silenced (``ram_lightning.quiet``)."""
+    with quiet():
         return _build_cli(args, run, on_signal or SaveOnSignal(args))
-    finally:
-        logging.getLogger("pytorch_lightning.utilities.rank_zero").removeFilter(tip_filter)
 
 
 def _build_cli(args: Optional[List[str]], run: bool, on_signal: SaveOnSignal) -> RamCLI:
@@ -232,7 +222,7 @@ def _build_cli(args: Optional[List[str]], run: bool, on_signal: SaveOnSignal) ->
         parser_kwargs={sub: {"default_config_files": [str(DEFAULTS_FILE)], "epilog": HELP_EPILOG.format(sub=sub)}
                        for sub in LightningCLI.subcommands()},
         # appended to the config's callbacks
-        trainer_defaults={"callbacks": [RankSeeds(), RunRecord(), on_signal, JsonLinesWriter(announce=False)]},
+        trainer_defaults={"callbacks": [RankSeeds(), RunRecord(), on_signal, JsonLinesWriter(announce=False), NoValidationYet()]},
     )
 
 

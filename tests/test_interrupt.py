@@ -90,6 +90,7 @@ def test_sigterm_to_a_real_ram_process_saves_says_how_to_resume_and_the_resumed_
     config = interrupt_config(tmp_path, tiny_config, write_config)
     status, output = run_and_signal(config, tmp_path, signal.SIGTERM)
     assert status == 128 + signal.SIGTERM, output[-3000:]
+    assert "`weights_only` was not set" not in output  # Lightning's line about the full-state save: silenced
     args = ["fit", "--config", str(config), "--test_after_fit", "false"]
     check_line_and_resume(output.strip().splitlines()[-1], config, tmp_path, signal.SIGTERM, args)
 
