@@ -71,6 +71,31 @@ class SampleTerms:
 TERM_NAMES = ("log_likelihood", "log_prior", "log_proposal", "baseline", "correct", "entropy", "sleep_log_proposal")
 
 
+def terms_finite(terms: SampleTerms) -> Tensor:
+    """[] bool: whether every given term is finite (no host synchronisation)."""
+    return torch.stack([torch.isfinite(value.detach()).all() for value in terms.named_tensors().values()]).all()
+
+
+def call_without_host_sync(estimator: "Estimator", terms: SampleTerms) -> Tuple["EstimatorOutput", Tensor]:
+    """``estimator(terms)`` and ``terms_finite(terms)`` with no host synchronisation (for a compiled
+    step, where the pre-hook's check cannot run): any buffer the call changed is put back where a
+    term was not finite, so the promise of the eager check holds; the caller raises on the flag."""
+    finite = terms_finite(terms)
+    before = [buffer.detach().clone() for buffer in estimator.buffers()]
+    if torch.compiler.is_compiling():  # the pre-hook does not look when compiled
+        output = estimator(terms)
+    else:
+        estimator._checked_after = True  # the caller checks ``finite``: the pre-hook must not raise first
+        try:
+            output = estimator(terms)
+        finally:
+            estimator._checked_after = False
+    with torch.no_grad():
+        for buffer, old in zip(estimator.buffers(), before):
+            buffer.copy_(torch.where(finite, buffer, old))
+    return output, finite
+
+
 def non_finite_rows(terms: SampleTerms) -> Optional[Tuple[str, int, int]]:
     """``(term, rows affected, B)`` for the first term holding a NaN or infinity, else None.
 
@@ -88,10 +113,15 @@ def non_finite_rows(terms: SampleTerms) -> Optional[Tuple[str, int, int]]:
 
 def _check_finite_terms(estimator: "Estimator", args: tuple) -> None:
     """Forward pre-hook of every estimator: refuse non-finite terms before ``forward`` can
-    update a moving-average baseline or control-variate buffer."""
+    update a moving-average baseline or control-variate buffer. Compiled, it cannot look (a host
+    synchronisation): ``call_without_host_sync`` guards the buffers and the step checks after."""
     terms = args[0] if args else None
-    if not isinstance(terms, SampleTerms):
-        return
+    if isinstance(terms, SampleTerms) and not torch.compiler.is_compiling() and not estimator._checked_after:
+        check_finite_terms(estimator, terms)
+
+
+def check_finite_terms(estimator: "Estimator", terms: SampleTerms) -> None:
+    """Raise NonFiniteError naming the first non-finite term and its rows (one host synchronisation)."""
     bad = non_finite_rows(terms)
     if bad is not None:
         from .registry import estimator_name  # registry imports this module
@@ -125,6 +155,7 @@ class Estimator(nn.Module):
     """
 
     sample_from: str = "prior"
+    _checked_after = False  # set while call_without_host_sync runs it (it checks the terms after)
 
     def __new__(cls, *args, **kwargs):
         """Record the constructor's arguments (defaults filled in) as ``_init_args``, so that

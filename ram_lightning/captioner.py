@@ -14,7 +14,7 @@ vocabulary its decoder was trained with.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
 from ram_lightning.bleu import CorpusBLEU
+from ram_lightning.compiled_step import CompileOption
 from ram_lightning.core.caption_decoder import HardAttentionDecoder
 from ram_lightning.core.caption_inference import CaptionInferenceNetwork
 from ram_lightning.core.image_encoder import build_grid_encoder
@@ -56,6 +57,8 @@ class AttentionCaptioner(EstimatorModule):
             estimators that sample from the proposal).
         inference_hidden: state size of q's caption encoder.
         inference_lr: q's own learning rate (None: the optimizer's).
+        compile: compile the training step with ``torch.compile`` (``ram_lightning.compiled_step``):
+            false, true, auto, or options such as ``{mode: reduce-overhead}``.
     """
 
     checkpoint_monitor = ("val/bleu4", "max")  # what the best checkpoint monitors (ram_lightning/run_defaults.py)
@@ -78,8 +81,9 @@ class AttentionCaptioner(EstimatorModule):
         inference_embedding: int = 128,
         inference_hidden: int = 128,
         inference_lr: Optional[float] = None,
+        compile: CompileOption = False,
     ) -> None:
-        super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/bleu4")
+        super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/bleu4", compile=compile)
         self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
         self.estimator = get_estimator(estimator)
         self.save_estimator_spec()
@@ -103,7 +107,7 @@ class AttentionCaptioner(EstimatorModule):
         self.bleu = nn.ModuleDict({split: CorpusBLEU() for split in ("val", "test")})
 
     # Given explicitly with --ckpt_path, these win over the checkpoint's (ram_lightning.checkpoint_hparams).
-    CHECKPOINT_OVERRIDABLE = ("beam_size", "max_length")
+    CHECKPOINT_OVERRIDABLE = ("beam_size", "max_length", "compile")
 
     # ----------------------------------------------------------------- maths
     def check_batch(self, batch: Dict[str, Any]) -> None:
@@ -141,6 +145,9 @@ class AttentionCaptioner(EstimatorModule):
         """[B, L, D]: the batch's precomputed ``features``, else the encoder on its ``images``."""
         return batch["features"] if "features" in batch else self.encoder(batch["images"])
 
+    def training_terms(self, batch: Dict[str, Any]) -> Tuple[SampleTerms, None]:
+        return self.sample_terms(batch, self.estimator.num_samples, train=True), None
+
     def estimator_output(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None) -> EstimatorOutput:
         return self.run_estimator(self.sample_terms(batch, self.estimator.num_samples, train=True, generator=generator))
 
@@ -165,7 +172,7 @@ class AttentionCaptioner(EstimatorModule):
     # ----------------------------------------------------------------- steps
     def training_step(self, batch: Dict[str, Any], batch_idx: int) -> Tensor:
         self.check_batch(batch)
-        return self.log_estimator_output(self.estimator_output(batch), batch["captions"].shape[0])
+        return self.log_estimator_output(self.training_forward(batch)[0], batch["captions"].shape[0])
 
     def evaluation_step(self, batch: Dict[str, Any], split: str) -> None:
         self.check_batch(batch)

@@ -29,6 +29,7 @@ from torchmetrics import MeanMetric
 
 from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
 from ram_lightning.core import AttentionCore, InferenceNetwork, Rollout
+from ram_lightning.compiled_step import CompileOption
 from ram_lightning.core.precision import Float32Linear
 from ram_lightning.errors import UserError
 from ram_lightning.estimator_module import EstimatorModule, default_optimizer
@@ -67,6 +68,9 @@ class AttentionClassifier(EstimatorModule):
         inference_location_std: q's own location std (fixed, or initial when learned); None:
             the policy's ``location_std``.
         inference_learn_std: whether q learns its std; None: as the policy (``learn_std``).
+        compile: compile the training step with ``torch.compile`` (``ram_lightning.compiled_step``):
+            false, true, auto (eager where torch cannot compile), or options such as
+            ``{mode: reduce-overhead}``.
     """
 
     checkpoint_monitor = ("val/error", "min")  # what the best checkpoint monitors (ram_lightning/run_defaults.py)
@@ -96,8 +100,9 @@ class AttentionClassifier(EstimatorModule):
         inference_lr: Optional[float] = None,
         inference_location_std: Optional[float] = None,
         inference_learn_std: Optional[bool] = None,
+        compile: CompileOption = False,
     ) -> None:
-        super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/error")
+        super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/error", compile=compile)
         self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
         self.estimator = get_estimator(estimator)
         self.save_estimator_spec()
@@ -131,7 +136,7 @@ class AttentionClassifier(EstimatorModule):
         self.errors.update({f"{split}_error_avg": MeanMetric() for split in SPLITS[1:]})
 
     # Given explicitly with --ckpt_path, these win over the checkpoint's (ram_lightning.checkpoint_hparams).
-    CHECKPOINT_OVERRIDABLE = ("eval_samples",)
+    CHECKPOINT_OVERRIDABLE = ("eval_samples", "compile")
 
     # ----------------------------------------------------------------- maths
     def check_batch(self, images: Tensor, targets: Tensor) -> None:
@@ -193,14 +198,14 @@ class AttentionClassifier(EstimatorModule):
         )
         return log_q.view(images.shape[0], num_samples)
 
-    def training_output(self, images: Tensor, targets: Tensor,
-                        generator: Optional[torch.Generator] = None) -> Tuple[EstimatorOutput, Tensor]:
-        """The estimator's output on one batch and log p(. | a, I) [B, K, C] of its samples."""
-        terms, log_probs, _ = self.sample_terms(images, targets, self.estimator.num_samples, train=True, generator=generator)
-        return self.run_estimator(terms), log_probs
+    def training_terms(self, batch: Tuple[Tensor, Tensor]) -> Tuple[SampleTerms, Tensor]:
+        """The training terms of ``(images, targets)`` and log p(. | a, I) [B, K, C] of their samples."""
+        terms, log_probs, _ = self.sample_terms(*batch, self.estimator.num_samples, train=True)
+        return terms, log_probs
 
     def estimator_output(self, batch: Tuple[Tensor, Tensor], generator: Optional[torch.Generator] = None) -> EstimatorOutput:
-        return self.training_output(*batch, generator=generator)[0]
+        terms, _, _ = self.sample_terms(*batch, self.estimator.num_samples, train=True, generator=generator)
+        return self.run_estimator(terms)
 
     def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
         """Every parameter, by module group (for gradient diagnostics and q's learning rate):
@@ -233,7 +238,7 @@ class AttentionClassifier(EstimatorModule):
         self.check_batch(images, targets)
         batch_size = images.shape[0]
         if split == "train":
-            output, log_probs = self.training_output(images, targets)
+            output, log_probs = self.training_forward((images, targets))
         else:
             terms, log_probs, _ = self.sample_terms(images, targets, self.eval_samples, generator=self.eval_stream())
         error = self.errors[f"{split}_error"]

@@ -20,14 +20,17 @@ This base class gives them:
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
+import sys
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
 from estimators import Estimator, EstimatorOutput, SampleTerms
+from estimators.base import call_without_host_sync, check_finite_terms
 from estimators.registry import estimator_name
+from ram_lightning.compiled_step import CompiledStep, CompileOption, compile_settings
 from estimators.spec import estimator_spec
 from ram_lightning.distributed import run_seed, seed_rank_stream, stream_seed
 from ram_lightning.errors import NonFiniteError, UserError
@@ -60,13 +63,17 @@ class EstimatorModule(EstimatorInputs, pl.LightningModule):
         lr_scheduler: optional scheduler factory; plateau schedulers watch ``monitor``.
         inference_lr: learning rate of the inference network q (None: the optimizer's own).
         monitor: the metric a scheduler watches.
+        compile: compile the training step (``ram_lightning.compiled_step``): false, true, auto,
+            or ``torch.compile`` options such as ``{mode: reduce-overhead}``.
     """
 
     estimator: Estimator
 
     def __init__(self, optimizer=default_optimizer, lr_scheduler=None, inference_lr: Optional[float] = None,
-                 monitor: str = "val/error") -> None:
+                 monitor: str = "val/error", compile: CompileOption = False) -> None:
         super().__init__()
+        self.compile_settings = compile_settings(compile)
+        self._compiled_step: Optional[CompiledStep] = None
         if inference_lr is not None and inference_lr <= 0:
             raise UserError(f"{type(self).__name__}: inference_lr must be > 0, got {inference_lr}")
         self.optimizer_factory = optimizer
@@ -118,23 +125,66 @@ class EstimatorModule(EstimatorInputs, pl.LightningModule):
         self._eval_stream = self.private_stream("predict")
 
     # ----------------------------------------------------------------- training output
+    def training_terms(self, batch: Any) -> Tuple[SampleTerms, Any]:  # pragma: no cover - abstract
+        """``(terms, extra)`` of a training batch: the SampleTerms the estimator gets (drawn from
+        torch's global stream) and whatever else the model's training step logs (or None).
+        Traceable by ``torch.compile`` as a whole: no host synchronisation, no data-dependent branch."""
+        raise NotImplementedError
+
+    def estimate(self, terms: SampleTerms) -> Tuple[EstimatorOutput, Tensor]:
+        """``(self.estimator(terms), terms finite [] bool)`` with autocast off and no host
+        synchronisation (buffers are kept where a term is not finite; ``check_terms`` raises)."""
+        with full_precision(self.device.type):  # the estimator maths stays fp32 under bf16-mixed
+            return call_without_host_sync(self.estimator, terms)
+
+    def _training_forward(self, batch: Any) -> Tuple[EstimatorOutput, Tensor, SampleTerms, Any]:
+        terms, extra = self.training_terms(batch)
+        output, finite = self.estimate(terms)
+        return output, finite, terms, extra
+
+    def training_forward(self, batch: Any) -> Tuple[EstimatorOutput, Any]:
+        """``(estimator output, extra)`` of a training batch, through the compiled step when
+        ``compile`` is on; the host checks follow the step (``check_terms``)."""
+        forward = self._compiled_step if self._compiled_step is not None else self._training_forward
+        output, finite, terms, extra = forward(batch)
+        self.check_terms(terms, finite)
+        return output, extra
+
+    def configure_model(self) -> None:
+        """Compile the training step if asked (lazily: on its first call)."""
+        if self.compile_settings is not None and self._compiled_step is None:
+            self._compiled_step = CompiledStep(self._training_forward, self.compile_settings, announce=self._say)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._compiled_step is not None:
+            self._compiled_step.finish_first_step()
+
+    def _say(self, line: str) -> None:
+        if self.global_rank == 0:
+            print(line, file=sys.stderr, flush=True)
+
     def run_estimator(self, terms: SampleTerms) -> EstimatorOutput:
-        """``self.estimator(terms)``, with autocast off; under DDP the processes first agree whether any was given
-        non-finite terms (the estimator's NonFiniteError), so that none is left waiting in the
+        """``self.estimator(terms)`` in fp32, checked (``check_terms``): for eager callers."""
+        output, finite = self.estimate(terms)
+        self.check_terms(terms, finite)
+        return output
+
+    def check_terms(self, terms: SampleTerms, finite: Tensor) -> None:
+        """Raise the estimator's NonFiniteError if a term was not finite (one host synchronisation);
+        under DDP the processes first agree whether any was, so that none is left waiting in the
         gradient all-reduce while another stops."""
         error: Optional[NonFiniteError] = None
-        try:
-            with full_precision(self.device.type):  # the estimator maths stays fp32 under bf16-mixed
-                output = self.estimator(terms)
-        except NonFiniteError as raised:
-            error = raised
+        if not bool(finite):
+            try:
+                check_finite_terms(self.estimator, terms)
+            except NonFiniteError as raised:
+                error = raised
         if self._trainer is not None and self.trainer.world_size > 1:
             if self.trainer.strategy.reduce_boolean_decision(error is not None, all=False) and error is None:
                 raise NonFiniteError(f"training stopped at step {self.global_step}: estimator "
                                      f"{estimator_name(self.estimator)} was given non-finite terms on another process")
         if error is not None:
             raise error
-        return output
 
     def log_estimator_output(self, output: EstimatorOutput, batch_size: int) -> Tensor:
         """Check ``output`` is finite, log ``train/loss`` and ``train/<metric>``; returns the loss."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .caption_decoder import CaptionProposal
+from .padded_lstm import PaddedBidirectionalLSTM
 from .precision import Float32Linear, sequence_rnn_precision
 
 
@@ -27,7 +27,7 @@ class CaptionInferenceNetwork(nn.Module):
                  encoder_size: int = 128, attention_size: int = 128) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embedding_size)
-        self.encoder = nn.LSTM(embedding_size, encoder_size, batch_first=True, bidirectional=True)
+        self.encoder = PaddedBidirectionalLSTM(embedding_size, encoder_size)  # nn.LSTM's weights, without packing
         self.state = nn.Linear(state_size + 2 * encoder_size, attention_size)
         self.feature = nn.Linear(feature_size, attention_size, bias=False)
         self.score = Float32Linear(attention_size, 1)  # fp32 logits under bf16 autocast
@@ -36,9 +36,7 @@ class CaptionInferenceNetwork(nn.Module):
         """captions [B, T] (padded), lengths [B] -> per-position encodings [B, T, 2E] (zeros past the end)."""
         embedded = self.embed(captions)
         with sequence_rnn_precision(embedded.device):  # fp32 where the CPU's LSTM kernel has no bf16
-            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            encoded, _ = pad_packed_sequence(self.encoder(packed)[0], batch_first=True, total_length=captions.shape[1])
-        return encoded
+            return self.encoder(embedded, lengths)
 
     def proposal(self, features: Tensor, captions: Tensor, lengths: Tensor, num_samples: int) -> CaptionProposal:
         """q for the decoder's rollout: rows b*K + k; at step t it reads the encoding of word t+1."""

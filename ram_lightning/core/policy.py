@@ -42,18 +42,18 @@ class AttentionDistribution:
     std: Tensor
     scale_log_probs: Optional[Tensor] = None
 
-    @torch.no_grad()
     def sample(self, generator: Optional[torch.Generator] = None) -> AttentionAction:
         """A detached sample: gradients reach the policy only through ``log_prob``.
 
         ``generator``: the random stream to draw from (None: torch's global one); on the
         device of ``mean``.
         """
-        noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
-        location = self.mean + self.std * noise
-        scale = None
-        if self.scale_log_probs is not None:
-            scale = torch.multinomial(self.scale_log_probs.exp(), 1, generator=generator).squeeze(-1)
+        with torch.no_grad():
+            noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+            location = self.mean + self.std * noise
+            scale = None
+            if self.scale_log_probs is not None:
+                scale = torch.multinomial(self.scale_log_probs.exp(), 1, generator=generator).squeeze(-1)
         return AttentionAction(location, scale)
 
     def log_prob(self, action: AttentionAction) -> Tensor:
