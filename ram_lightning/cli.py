@@ -35,6 +35,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 import datamodules  # noqa: F401  the shipped DataModules: `--data TranslatedMNIST` by short name
 import ram_lightning.captioner  # noqa: F401  the shipped models: `--model.help AttentionClassifier`
 import ram_lightning.classifier  # noqa: F401
+from ram_lightning.batch_counts import count_before_fraction
 from ram_lightning.checkpoint_hparams import check_linked_hparams, explicit_model_keys, merge_checkpoint_hparams
 from ram_lightning.checkpoint_io import SafeCheckpointIO, load_checkpoint_file
 from ram_lightning.distributed import RankSeeds
@@ -84,6 +85,7 @@ class RamCLI(LightningCLI):
         parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.vocabulary", "model.init_args.vocabulary", apply_on="instantiate")
+        count_before_fraction(parser)  # limit_train_batches: 1 is one batch, 1.0 all of them
 
     def __init__(self, *args, raw_args: Optional[List[str]] = None, **kwargs) -> None:
         self.raw_args = list(sys.argv[1:] if raw_args is None else raw_args)  # to tell explicit model options
