@@ -66,3 +66,20 @@ def test_a_glimpse_wider_than_the_canvas_is_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         AttentionCore(image_shape=(1, 60, 60), glimpse_size=12, num_patches=3, scales=[0.5, 1.0, 2.0])  # the paper's: fine
+
+
+def test_a_config_that_is_not_utf8_names_the_file_and_the_byte(tmp_path, capsys):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("trainer:\n  max_epochs: 1  # r\u00e9sum\u00e9\n".encode("latin-1"))  # é is byte 29 in Latin-1
+    assert one_line_error(capsys, ["fit", "--config", str(bad)]) == (
+        f"ram: error: config file {bad}: not UTF-8 text (byte 0xe9 at offset 29, line 2: invalid continuation byte); "
+        f"save it as UTF-8")
+
+
+@pytest.mark.parametrize("content, holds", [("- model: {}\n- data: {}\n", "is a YAML list"), ("", "is empty"),
+                                            ("# only a comment\n", "is empty"), ("quickstart\n", "is a single str value")])
+def test_a_config_that_is_not_a_mapping_names_the_file(content, holds, tmp_path, capsys):
+    bad = tmp_path / "c.yaml"
+    bad.write_text(content)
+    assert one_line_error(capsys, ["fit", "--config", str(bad)]) == (
+        f"ram: error: config file {bad}: {holds}; expected a mapping of options (model:, data:, trainer:, ...)")
