@@ -30,7 +30,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
-from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 import datamodules  # noqa: F401  the shipped DataModules: `--data TranslatedMNIST` by short name
 import ram_lightning.captioner  # noqa: F401  the shipped models: `--model.help AttentionClassifier`
@@ -45,7 +45,7 @@ from ram_lightning.prediction_writer import JsonLinesWriter
 from ram_lightning.run_defaults import DEFAULTS_FILE, fill_run_defaults
 from ram_lightning.run_record import RunRecord, apply_run_record, continue_csv_logs, read_run_record
 from ram_lightning.tracking import configure_wandb
-from ram_lightning.user_errors import as_user_error, check_config_files
+from ram_lightning.user_errors import as_user_error, check_config_files, trainer_option_error
 
 # The end of `ram <subcommand> --help`: where the model's, data's and estimator's options are.
 HELP_EPILOG = (
@@ -174,12 +174,18 @@ class RamCLI(LightningCLI):
 
     def _instantiate_trainer(self, config: dict, callbacks: list) -> pl.Trainer:
         """The Trainer, with ``SafeCheckpointIO`` (weights-only loads, atomic saves) unless the
-        config brings a CheckpointIO of its own."""
+        config brings a CheckpointIO of its own. The Trainer refusing one of the user's options
+        (``max_steps: -5``: Lightning raises MisconfigurationException or ValueError) is a UserError."""
         plugins = config.get("plugins") or []
         plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             plugins.append(SafeCheckpointIO())
-        return super()._instantiate_trainer({**config, "plugins": plugins}, callbacks)
+        try:
+            return super()._instantiate_trainer({**config, "plugins": plugins}, callbacks)
+        except UserError:
+            raise
+        except (MisconfigurationException, ValueError) as error:
+            raise trainer_option_error(error, config) from error
 
     def after_predict(self) -> None:
         """Finish W&B (which prints on exit), then say where the predictions are, last."""

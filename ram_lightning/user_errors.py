@@ -3,6 +3,8 @@
 - ``check_config_files(args)``: every ``--config`` / ``-c`` file exists, is UTF-8, is valid
   YAML and holds a mapping of options (jsonargparse's own message names neither the file nor,
   always, the line);
+- ``trainer_option_error(error, options)``: what Lightning's Trainer raised about its options
+  (``max_steps: -5``), as one line naming the option;
 - ``as_user_error(error)``: the UserError or NonFiniteError behind ``error`` (jsonargparse
   and Lightning wrap exceptions; jsonargparse even flattens an error raised inside a class it
   instantiates into a message string), or a permission problem with a file or folder, else None.
@@ -10,8 +12,9 @@
 from __future__ import annotations
 
 import errno
+import re
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, List, Mapping, Optional, Sequence
 
 import yaml
 
@@ -66,6 +69,18 @@ def check_config_files(args: Sequence[str]) -> None:
         if not isinstance(content, dict):
             raise UserError(f"config file {path}: {_what_it_holds(content)}; expected a mapping of options "
                             f"(model:, data:, trainer:, ...)")
+
+
+def trainer_option_error(error: Exception, options: Mapping[str, Any]) -> UserError:
+    """A UserError for ``error``, raised by ``Trainer(**options)``: Lightning's message (which says
+    what it expected) on one line, after the first option it names (```max_steps```, ``devices=``)."""
+    message = re.sub(r" object at 0x[0-9a-f]+", "", " ".join(str(error).split()))  # <...CSVLogger object at 0x7f..>
+    named = [name for name in re.findall(r"([a-z][a-z0-9_]*)(?=`|=)", message) if name in options]
+    if not named:
+        return UserError(f"trainer options: {message}")
+    value = options[named[0]]
+    shown = f"={value!r}" if value is None or isinstance(value, (bool, int, float, str)) else ""
+    return UserError(f"trainer.{named[0]}{shown}: {message}")
 
 
 def as_user_error(error: Optional[BaseException]) -> Optional[Exception]:

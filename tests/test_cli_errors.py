@@ -83,3 +83,16 @@ def test_a_config_that_is_not_a_mapping_names_the_file(content, holds, tmp_path,
     bad.write_text(content)
     assert one_line_error(capsys, ["fit", "--config", str(bad)]) == (
         f"ram: error: config file {bad}: {holds}; expected a mapping of options (model:, data:, trainer:, ...)")
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--trainer.max_steps", "-5",
+     "ram: error: trainer.max_steps=-5: `max_steps` must be a non-negative integer or -1 (infinite steps). You passed in -5."),
+    ("--trainer.num_nodes", "0", "ram: error: trainer.num_nodes=0: `num_nodes` must be a positive integer, but got 0."),
+    ("--trainer.accelerator", "gpuu", "ram: error: trainer.accelerator='gpuu': You selected an invalid accelerator name: "),
+    ("--trainer.gradient_clip_algorithm", "l2", "ram: error: trainer.gradient_clip_algorithm='l2': `gradient_clip_algorithm` l2 "
+                                                "is invalid. Allowed algorithms: ['value', 'norm']."),
+])
+def test_an_option_the_trainer_refuses_is_one_line_naming_it(option, value, message, config, capsys):
+    line = one_line_error(capsys, ["fit", "--config", str(config), option, value, "--test_after_fit", "false"])
+    assert line.startswith(message)
