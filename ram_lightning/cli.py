@@ -229,8 +229,10 @@ def _build_cli(args: Optional[List[str]], run: bool, on_signal: SaveOnSignal) ->
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         # the shared defaults, composed before any --config, for every subcommand
-        parser_kwargs={sub: {"default_config_files": [str(DEFAULTS_FILE)], "epilog": HELP_EPILOG.format(sub=sub)}
-                       for sub in LightningCLI.subcommands()},
+        # a parser error is raised, not printed with the usage: main() says it in one line
+        parser_kwargs={"exit_on_error": False,
+                       **{sub: {"default_config_files": [str(DEFAULTS_FILE)], "epilog": HELP_EPILOG.format(sub=sub)}
+                          for sub in LightningCLI.subcommands()}},
         # appended to the config's callbacks
         trainer_defaults={"callbacks": [RankSeeds(), RunRecord(), on_signal, JsonLinesWriter(announce=False)]},
     )

@@ -7,10 +7,13 @@
   (``max_steps: -5``), as one line naming the option;
 - ``as_user_error(error)``: the UserError or NonFiniteError behind ``error`` (jsonargparse
   and Lightning wrap exceptions; jsonargparse even flattens an error raised inside a class it
-  instantiates into a message string), or a permission problem with a file or folder, else None.
+  instantiates into a message string), a permission problem with a file or folder, or the
+  parser's own error (an ``argparse.ArgumentError``, ``ram_lightning.parser_errors``) in one
+  line, else None.
 """
 from __future__ import annotations
 
+import argparse
 import errno
 import re
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any, List, Mapping, Optional, Sequence
 import yaml
 
 from ram_lightning.errors import NonFiniteError, UserError
+from ram_lightning.parser_errors import summarise_parser_error
 
 
 def config_paths(args: Sequence[str]) -> List[str]:
@@ -95,6 +99,8 @@ def as_user_error(error: Optional[BaseException]) -> Optional[Exception]:
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     last = UserError.last
-    if isinstance(first, (ValueError, TypeError)) and last is not None and str(last) and str(last) in str(first):
+    if isinstance(first, (ValueError, TypeError, argparse.ArgumentError)) and last is not None and str(last) and str(last) in str(first):
         return last  # raised inside a class jsonargparse was instantiating, then flattened into its message
+    if isinstance(first, argparse.ArgumentError):  # the parser's own (exit_on_error=False): one line
+        return UserError(summarise_parser_error(str(first)))
     return None

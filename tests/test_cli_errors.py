@@ -96,3 +96,42 @@ def test_a_config_that_is_not_a_mapping_names_the_file(content, holds, tmp_path,
 def test_an_option_the_trainer_refuses_is_one_line_naming_it(option, value, message, config, capsys):
     line = one_line_error(capsys, ["fit", "--config", str(config), option, value, "--test_after_fit", "false"])
     assert line.startswith(message)
+
+
+@pytest.mark.parametrize("option, value, line", [
+    ("--model.init_args.estimator.class_path", "nope.Nope",
+     "model.init_args.estimator.class_path: cannot import 'nope.Nope' (No module named 'nope'); expected str or a subclass of Estimator"),
+    ("--data.class_path", "nope.Nope",
+     "data.class_path: cannot import 'nope.Nope' (No module named 'nope'); expected a subclass of LightningDataModule"),
+    ("--model", "nope.Nope",
+     "model.class_path: cannot import 'nope.Nope' (No module named 'nope'); expected a subclass of LightningModule"),
+    ("--model", "ram_lightning.NoSuch", "model.class_path: cannot import 'ram_lightning.NoSuch' "
+                                        "(module 'ram_lightning' has no attribute 'NoSuch'); expected a subclass of LightningModule"),
+    ("--trainer.max_epochs", "abc", "trainer.max_epochs: expected int, got 'abc'"),
+    ("--model.init_args.hidden_size", "x", "model.init_args.hidden_size: expected int, got 'x'"),
+    ("--data.init_args.batch_size", "1.5", "data.init_args.batch_size: expected int, got '1.5'"),
+    ("--model.init_args.scales", "abc", "model.init_args.scales: expected Sequence[float], got 'abc'"),
+    ("--model.init_args.num_glimpse", "3", "model.init_args.num_glimpse: not an option of ram_lightning.AttentionClassifier"),
+    ("--trainer.precision", "99", "trainer.precision: expected one of 64, 32, 16, 'transformer-engine'"),
+    ("--no_such_option", "1", "unrecognized arguments: --no_such_option 1"),
+])
+def test_a_wrong_class_path_or_type_is_one_line_naming_the_option(option, value, line, config, capsys):
+    assert one_line_error(capsys, ["fit", "--config", str(config), option, value]).startswith(f"ram: error: {line}")
+    assert "usage:" not in capsys.readouterr().err
+
+
+def test_a_wrong_type_in_the_config_file_is_one_line_naming_the_option(tmp_path, tiny_config, write_config, capsys):
+    config = tiny_config(tmp_path)
+    config["model"]["init_args"]["hidden_size"] = "sixteen"
+    line = one_line_error(capsys, ["fit", "--config", str(write_config(tmp_path, config))])
+    assert line == "ram: error: model.init_args.hidden_size: expected int, got 'sixteen'"
+
+
+@pytest.mark.parametrize("estimator, message", [
+    ("{class_path: estimators.Vimco, init_args: {num_samples: 0}}", "ram: error: vimco: num_samples must be >= 2"),
+    ("wake_sleep_cb", "ram: error: unknown estimator 'wake_sleep_cb'; registered: reinforce, vimco, wake_sleep, wake_sleep_cv; "
+                      "did you mean 'wake_sleep_cv'? "),
+])
+def test_estimator_mistakes_say_what_is_expected(estimator, message, config, capsys):
+    line = one_line_error(capsys, ["fit", "--config", str(config), "--model.init_args.estimator", estimator, "--test_after_fit", "false"])
+    assert line.startswith(message)
