@@ -127,11 +127,10 @@ def test_a_wrong_type_in_the_config_file_is_one_line_naming_the_option(tmp_path,
     assert line == "ram: error: model.init_args.hidden_size: expected int, got 'sixteen'"
 
 
-@pytest.mark.parametrize("estimator, message", [
-    ("{class_path: estimators.Vimco, init_args: {num_samples: 0}}", "ram: error: vimco: num_samples must be >= 2"),
-    ("wake_sleep_cb", "ram: error: unknown estimator 'wake_sleep_cb'; registered: reinforce, vimco, wake_sleep, wake_sleep_cv; "
-                      "did you mean 'wake_sleep_cv'? "),
+@pytest.mark.parametrize("estimator, parts", [
+    ("{class_path: estimators.Vimco, init_args: {num_samples: 0}}", ["ram: error: vimco: num_samples must be >= 2", "got 0"]),
+    ("wake_sleep_cb", ["ram: error: unknown estimator 'wake_sleep_cb'; registered: ", "wake_sleep_cv; did you mean 'wake_sleep_cv'? "]),
 ])
-def test_estimator_mistakes_say_what_is_expected(estimator, message, config, capsys):
+def test_estimator_mistakes_say_what_is_expected(estimator, parts, config, capsys):
     line = one_line_error(capsys, ["fit", "--config", str(config), "--model.init_args.estimator", estimator, "--test_after_fit", "false"])
-    assert line.startswith(message)
+    assert line.startswith(parts[0]) and all(part in line for part in parts)
