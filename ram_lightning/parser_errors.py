@@ -159,6 +159,9 @@ def summarise_parser_error(message: str) -> str:
         return "invalid arguments"
     leaves = _parse(message)
     if not leaves or not any(leaf.path for leaf in leaves):
+        key = _KEY.match(lines[0].strip())
+        if key and len(lines) > 1:  # e.g. only "Expected a path but ..." under the key
+            return f"{key.group('key')}: {' '.join(lines[1].strip().lstrip('- ').split())}"
         return " ".join(lines[0].split())
     chosen = _deepest(leaves)
     leaf = chosen[0]

@@ -77,6 +77,8 @@ LITERALS = """Parser key "trainer.precision":
     (LITERALS, "trainer.precision: expected one of 64, 32, 'bf16-mixed', '32-true', got '99'"),
     ("unrecognized arguments: --no_such_option 1", "unrecognized arguments: --no_such_option 1"),
     ("Some new message\n  with details", "Some new message"),
+    ('Parser key "ckpt_path":\n\n  - Expected a path but x.ckpt either not accessible or invalid',
+     "ckpt_path: Expected a path but x.ckpt either not accessible or invalid"),
     ("", "invalid arguments"),
 ])
 def test_a_parser_error_is_summarised_in_one_line(message, line):
