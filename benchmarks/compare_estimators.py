@@ -18,6 +18,11 @@ Writes to ``--out`` (default ``benchmarks/results/compare_<budget>``): ``results
 seeds, updates to reach each target, s / update from interleaved timing, final ESS,
 gradient variance and SNR per module group, q diagnostics, scale histograms, and a verdict
 per pair) and ``validation_error.png`` (mean with a ±1 sd band per variant).
+
+Bad input (an unknown estimator, ``--out`` naming a file, ...) is one line
+``compare_estimators: error: ...`` and exit status 2, before any run. Ctrl-C stops the runs
+(``benchmarks.lab.interrupt``) and says in one line which finished runs ``results.json`` keeps
+and the command that runs the suite again; exit status 130.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # several processes may sha
 
 import torch  # noqa: E402
 
+from benchmarks.lab.interrupt import Interrupted, ignore_sigint, sigint_raises_interrupted, stop_workers  # noqa: E402
 from benchmarks.lab.plot import plot_bands  # noqa: E402
 from benchmarks.lab.report import gradient_table, group_by_label, mean_sd, summary_table, verdicts  # noqa: E402
 from benchmarks.lab.train import make_data, run_one, time_updates  # noqa: E402
@@ -57,8 +63,14 @@ BUDGETS = {
 
 
 def fail(message: str) -> None:
-    print(f"compare_estimators: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    """Say ``message`` in one line ``compare_estimators: error: ...`` and exit with status 2."""
+    stop(f"error: {message}", 2)
+
+
+def stop(line: str, status: int) -> None:
+    """Say ``line`` as ``compare_estimators: <line>`` on stderr and exit with ``status``."""
+    print(f"compare_estimators: {line}", file=sys.stderr)
+    raise SystemExit(status)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -85,8 +97,26 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def out_folder(args: argparse.Namespace) -> Path:
+    """``--out``, else ``benchmarks/results/compare_<budget>``."""
+    return args.out or Path("benchmarks/results") / f"compare_{args.budget}"
+
+
+def check_out_folder(out: Path) -> None:
+    """UserError if ``out``, or the nearest of its parents that exists, is not a folder."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "" if folder == out else f"{folder} "
+                raise UserError(f"--out {out}: {where}is a file; expected a folder (created if missing) for results.json, "
+                                f"curves.csv, table.md and the plot")
+            return
+
+
 def checked_settings(args: argparse.Namespace):
     """(budget, variants, model_args, targets) after checking every input; UserError on bad input."""
+    if not args.time_only:
+        check_out_folder(out_folder(args))
     budget = dict(BUDGETS[args.budget])
     for key in ("updates", "val_every", "test_size", "seeds", "jobs"):
         value = getattr(args, key)
@@ -133,16 +163,18 @@ def worker_limit(accelerator: str) -> Optional[int]:
 
 def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
+    ignore_sigint()  # the main process handles Ctrl-C and stops the workers
 
 
-def run_all(jobs: List[tuple], budget: dict, model_args: dict, args: argparse.Namespace, out: Path) -> List[dict]:
+def run_all(jobs: List[tuple], budget: dict, model_args: dict, args: argparse.Namespace, out: Path,
+            results: List[dict]) -> List[dict]:
     """Every (variant, seed) run, the budget's ``jobs`` at a time (each in a process with an
-    equal share of the CPU threads); results.json rewritten after each."""
+    equal share of the CPU threads), appended to ``results`` as it finishes; results.json
+    rewritten after each. Interrupted (Ctrl-C): the running workers are stopped."""
     workers = min(budget["jobs"], len(jobs), worker_limit(args.accelerator) or len(jobs))
     # each run's share of the suite's training time: the runs go ``workers`` at a time
     cap = None if args.max_minutes is None else args.max_minutes * workers / len(jobs)
     common = (budget, model_args, args.data_dir, args.source, args.accelerator, cap)
-    results: List[dict] = []
 
     def record(result: dict) -> None:
         results.append(result)
@@ -156,8 +188,12 @@ def run_all(jobs: List[tuple], budget: dict, model_args: dict, args: argparse.Na
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
         futures = [pool.submit(run_one, variant, seed, *common) for variant, seed in jobs]
-        for future in concurrent.futures.as_completed(futures):
-            record(future.result())
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                record(future.result())
+        except (Interrupted, KeyboardInterrupt):
+            stop_workers(pool)
+            raise
     order = {(v.label, s): i for i, (v, s) in enumerate(jobs)}
     results.sort(key=lambda r: order[(r["label"], r["seed"])])
     (out / "results.json").write_text(json.dumps(results, indent=1))  # in job order, whatever order they finished in
@@ -205,26 +241,53 @@ def write_results(results: List[dict], out: Path, command: str, targets, seconds
     return text
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    args = parse_args(argv)
-    try:
-        budget, variants, model_args, targets = checked_settings(args)
-    except UserError as error:
-        fail(str(error))
+def interrupted_line(out: Path, results: List[dict], total: Optional[int], command: str) -> str:
+    """What Ctrl-C leaves behind, and how to run the suite again."""
+    if total is None:
+        return "stopped by Ctrl-C before any run started; nothing was written"
+    rerun = f"rerun the suite from the start with: {command}"
+    if not results:
+        return f"stopped by Ctrl-C before any of the {total} runs finished; nothing was written to {out}; {rerun}"
+    kept = f"{len(results)} of {total} runs finished, their results are kept in {out / 'results.json'}"
+    if len(results) < total:
+        return f"stopped by Ctrl-C: {kept} (no table or plot was written); {rerun} (give another --out to keep these)"
+    return f"stopped by Ctrl-C while writing the report: {kept}; table.md or the plot may be missing; {rerun}"
+
+
+def run_suite(args: argparse.Namespace, command: str, out: Path, jobs: List[tuple], results: List[dict]) -> None:
+    """Check the settings, then time the variants only (``--time-only``) or run and report the
+    suite; ``jobs`` and ``results`` are filled in as it goes (for the Ctrl-C line). UserError on bad input."""
+    budget, variants, model_args, targets = checked_settings(args)
     if args.time_only:
         for label, value in time_updates(variants, budget, model_args, args.time_only).items():
             print(f"{label:40s} {value:.3f} s / update (median of {args.time_only}, B={budget['batch_size']}, K={budget['num_samples']})")
         return
-    out = args.out or Path("benchmarks/results") / f"compare_{args.budget}"
-    out.mkdir(parents=True, exist_ok=True)
-    command = "python -m benchmarks.compare_estimators " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out {out}: cannot create the folder ({error.strerror or error})") from None
+    jobs.extend((variant, seed) for variant in variants for seed in range(budget["seeds"]))
     started = time.perf_counter()
     seconds = time_updates(variants, budget, model_args, budget["time_steps"]) if budget["time_steps"] else {}
-    jobs = [(variant, seed) for variant in variants for seed in range(budget["seeds"])]
-    results = run_all(jobs, budget, model_args, args, out)
+    run_all(jobs, budget, model_args, args, out, results)
     title = f"translated-and-scaled MNIST, {args.budget} budget, {budget['seeds']} seeds, {budget['precision']}"
     print(write_results(results, out, command, targets, seconds, title))
     print(f"total {time.perf_counter() - started:.0f} s; results in {out}")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Bad input: one line ``compare_estimators: error: ...``, exit status 2; Ctrl-C: one line
+    saying what was kept, exit status 130."""
+    args = parse_args(argv)
+    command = "python -m benchmarks.compare_estimators " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    out, jobs, results = out_folder(args), [], []
+    with sigint_raises_interrupted():
+        try:
+            run_suite(args, command, out, jobs, results)
+        except UserError as error:
+            fail(str(error))
+        except (Interrupted, KeyboardInterrupt):
+            stop(interrupted_line(out, results, len(jobs) or None, command), 130)
 
 
 if __name__ == "__main__":

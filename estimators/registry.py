@@ -6,10 +6,11 @@ a name is not found among the registered ones.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 from importlib.metadata import entry_points
-from typing import Any, Callable, Dict, Mapping, Type, TypeVar, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Type, TypeVar, Union
 
 from ram_lightning.errors import UserError
 
@@ -90,6 +91,19 @@ def available_estimators() -> list:
     return sorted(_REGISTRY)
 
 
+def closest_name(name: str) -> Optional[str]:
+    """The registered (or entry-point) estimator name closest to a misspelt ``name`` (case ignored), if one is close."""
+    by_lower = {known.lower(): known for known in available_estimators()}
+    matches = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[matches[0]] if matches else None
+
+
+def did_you_mean(name: str) -> str:
+    """``"; did you mean 'wake_sleep_cv'?"`` for a misspelt estimator name, else ``""``."""
+    closest = closest_name(name)
+    return f"; did you mean {closest!r}?" if closest else ""
+
+
 def get_estimator(name: Union[str, Estimator, Mapping[str, Any]], **kwargs) -> Estimator:
     """Instantiate the estimator registered as ``name`` with ``kwargs``; an instance passes
     through, and a ``{"class_path", "init_args"}`` spec (as checkpoints save it) is built."""
@@ -107,7 +121,7 @@ def get_estimator(name: Union[str, Estimator, Mapping[str, Any]], **kwargs) -> E
         cls = _import_estimator(name)
     else:
         raise UserError(
-            f"unknown estimator {name!r}; registered: {', '.join(sorted(_REGISTRY))}. "
+            f"unknown estimator {name!r}; registered: {', '.join(sorted(_REGISTRY))}{did_you_mean(name) or '.'} "
             f"Give a registered name, or a class path (my_package.MyEstimator) to an Estimator subclass."
         )
     try:

@@ -85,9 +85,9 @@ class Vimco(Estimator):
     sample_from = "prior"
 
     def __init__(self, num_samples: int = 5) -> None:
+        if not isinstance(num_samples, int) or num_samples < 2:  # before the base class's ">= 1" check
+            raise UserError(f"vimco: num_samples must be >= 2 (leave-one-out signals need another sample), got {num_samples!r}")
         super().__init__(num_samples)
-        if num_samples < 2:
-            raise UserError(f"vimco: num_samples must be >= 2 (leave-one-out signals need another sample), got {num_samples}")
 
     def forward(self, terms: SampleTerms) -> EstimatorOutput:
         loss, metrics = vimco_surrogate(terms)

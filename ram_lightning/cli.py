@@ -29,11 +29,12 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
-from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 import datamodules  # noqa: F401  the shipped DataModules: `--data TranslatedMNIST` by short name
 import ram_lightning.captioner  # noqa: F401  the shipped models: `--model.help AttentionClassifier`
 import ram_lightning.classifier  # noqa: F401
+from ram_lightning.batch_counts import count_before_fraction
 from ram_lightning.checkpoint_hparams import check_linked_hparams, explicit_model_keys, merge_checkpoint_hparams
 from ram_lightning.checkpoint_io import SafeCheckpointIO, load_checkpoint_file
 from ram_lightning.distributed import RankSeeds
@@ -46,7 +47,7 @@ from ram_lightning.run_folders import claim_version_folders, release_empty
 from ram_lightning.run_record import RunRecord, apply_run_record, continue_csv_logs, read_run_record
 from ram_lightning.saved_config import KeepingSaveConfig
 from ram_lightning.tracking import configure_wandb
-from ram_lightning.user_errors import as_user_error, check_config_files
+from ram_lightning.user_errors import as_user_error, check_config_files, trainer_option_error
 
 # The end of `ram <subcommand> --help`: where the model's, data's and estimator's options are.
 HELP_EPILOG = (
@@ -86,6 +87,7 @@ class RamCLI(LightningCLI):
         parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.vocabulary", "model.init_args.vocabulary", apply_on="instantiate")
+        count_before_fraction(parser)  # limit_train_batches: 1 is one batch, 1.0 all of them
 
     def __init__(self, *args, raw_args: Optional[List[str]] = None, **kwargs) -> None:
         self.raw_args = list(sys.argv[1:] if raw_args is None else raw_args)  # to tell explicit model options
@@ -180,12 +182,18 @@ class RamCLI(LightningCLI):
 
     def _instantiate_trainer(self, config: dict, callbacks: list) -> pl.Trainer:
         """The Trainer, with ``SafeCheckpointIO`` (weights-only loads, atomic saves) unless the
-        config brings a CheckpointIO of its own."""
+        config brings a CheckpointIO of its own. The Trainer refusing one of the user's options
+        (``max_steps: -5``: Lightning raises MisconfigurationException or ValueError) is a UserError."""
         plugins = config.get("plugins") or []
         plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             plugins.append(SafeCheckpointIO())
-        return super()._instantiate_trainer({**config, "plugins": plugins}, callbacks)
+        try:
+            return super()._instantiate_trainer({**config, "plugins": plugins}, callbacks)
+        except UserError:
+            raise
+        except (MisconfigurationException, ValueError) as error:
+            raise trainer_option_error(error, config) from error
 
     def after_predict(self) -> None:
         """Finish W&B (which prints on exit), then say where the predictions are, last."""
@@ -219,8 +227,10 @@ def _build_cli(args: Optional[List[str]], run: bool, on_signal: SaveOnSignal) ->
         auto_configure_optimizers=False,
         save_config_callback=KeepingSaveConfig,  # config.yaml, or config-2.yaml beside an earlier one: never replaced
         # the shared defaults, composed before any --config, for every subcommand
-        parser_kwargs={sub: {"default_config_files": [str(DEFAULTS_FILE)], "epilog": HELP_EPILOG.format(sub=sub)}
-                       for sub in LightningCLI.subcommands()},
+        # a parser error is raised, not printed with the usage: main() says it in one line
+        parser_kwargs={"exit_on_error": False,
+                       **{sub: {"default_config_files": [str(DEFAULTS_FILE)], "epilog": HELP_EPILOG.format(sub=sub)}
+                          for sub in LightningCLI.subcommands()}},
         # appended to the config's callbacks
         trainer_defaults={"callbacks": [RankSeeds(), RunRecord(), on_signal, JsonLinesWriter(announce=False), NoValidationYet()]},
     )

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, Type
 import yaml
 
 from estimators import Estimator
-from estimators.registry import _REGISTRY, available_estimators
+from estimators.registry import _REGISTRY, available_estimators, did_you_mean
 from ram_lightning.errors import UserError
 
 
@@ -64,7 +64,7 @@ def estimator_class(name: str) -> Type[Estimator]:
             cls = None
     if not (inspect.isclass(cls) and issubclass(cls, Estimator)):
         raise UserError(f"unknown estimator {name!r}: not a registered name ({', '.join(available_estimators())}) "
-                        f"nor the class path of an Estimator subclass")
+                        f"nor the class path of an Estimator subclass{did_you_mean(name)}")
     return cls
 
 

@@ -1,9 +1,15 @@
 """The estimator lab end to end on the seconds-long smoke budget: seeds, variants, plug-ins,
 the capped path, the report, and one-line errors for bad input."""
 import json
+import multiprocessing
+import os
+import signal
+import threading
+import time
 
 import pytest
 
+from benchmarks import compare_estimators
 from benchmarks.compare_estimators import main
 from benchmarks.lab.report import mean_sd, updates_to_reach, verdict
 from tests.test_cli import ROOT
@@ -61,6 +67,89 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, args, message
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("compare_estimators: error: ") and message in err
     assert not (tmp_path / "results.json").exists()
+
+
+def lab_lines(capsys) -> list:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return [line for line in err.splitlines() if line.startswith("compare_estimators:")]
+
+
+@pytest.mark.parametrize("where", ["file", "below a file"])
+def test_an_out_that_is_a_file_is_one_line(where, tmp_path, capsys):
+    afile = tmp_path / "results"
+    afile.write_text("not a folder")
+    out = afile if where == "file" else afile / "sub"
+    with pytest.raises(SystemExit) as exit_info:
+        main(SMOKE + ["--out", str(out)])
+    assert exit_info.value.code == 2
+    where_said = "" if where == "file" else f"{afile} "
+    assert lab_lines(capsys) == [f"compare_estimators: error: --out {out}: {where_said}is a file; expected a folder "
+                                 f"(created if missing) for results.json, curves.csv, table.md and the plot"]
+
+
+def fake_runs(monkeypatch, interrupt_at: int, how: str) -> None:
+    """Replace training by instant fake runs; Ctrl-C during run number ``interrupt_at`` (1-based)."""
+    calls = []
+
+    def run_one(variant, seed, *rest):
+        calls.append(seed)
+        if len(calls) == interrupt_at:
+            if how == "signal":
+                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C
+                time.sleep(5)  # the handler raises before this ends
+            raise KeyboardInterrupt
+        return {"label": variant.label, "seed": seed}
+
+    monkeypatch.setattr(compare_estimators, "run_one", run_one)
+    monkeypatch.setattr(compare_estimators, "time_updates", lambda *args, **kwargs: {})
+
+
+@pytest.mark.parametrize("how", ["signal", "KeyboardInterrupt"])
+def test_ctrl_c_says_what_was_kept_and_how_to_rerun(how, tmp_path, capsys, monkeypatch):
+    fake_runs(monkeypatch, interrupt_at=2, how=how)
+    args = SMOKE + ["--out", str(tmp_path), "--estimators", "reinforce", "--seeds", "3"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 130
+    assert lab_lines(capsys) == [
+        f"compare_estimators: stopped by Ctrl-C: 1 of 3 runs finished, their results are kept in {tmp_path / 'results.json'} "
+        f"(no table or plot was written); rerun the suite from the start with: python -m benchmarks.compare_estimators "
+        f"{' '.join(args)} (give another --out to keep these)"]
+    assert json.loads((tmp_path / "results.json").read_text()) == [{"label": "reinforce", "seed": 0}]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_ctrl_c_before_any_run_finished_says_nothing_was_written(tmp_path, capsys, monkeypatch):
+    fake_runs(monkeypatch, interrupt_at=1, how="KeyboardInterrupt")
+    with pytest.raises(SystemExit) as exit_info:
+        main(SMOKE + ["--out", str(tmp_path), "--estimators", "reinforce"])
+    assert exit_info.value.code == 130
+    (line,) = lab_lines(capsys)
+    assert line.startswith(f"compare_estimators: stopped by Ctrl-C before any of the 2 runs finished; nothing was written to {tmp_path}; "
+                           f"rerun the suite from the start with: python -m benchmarks.compare_estimators ")
+    assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_worker_processes(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    results = tmp_path / "results.json"
+
+    def interrupt_after_the_first_run():
+        deadline = time.monotonic() + 120
+        while not results.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_after_the_first_run, daemon=True).start()
+    with pytest.raises(SystemExit) as exit_info:
+        main(SMOKE + ["--out", str(tmp_path), "--estimators", "reinforce", "--seeds", "6", "--jobs", "2"])
+    assert exit_info.value.code == 130
+    (line,) = lab_lines(capsys)
+    assert line.startswith("compare_estimators: stopped by Ctrl-C: ") and " of 6 runs finished" in line
+    assert 1 <= len(json.loads(results.read_text())) < 6
+    assert not multiprocessing.active_children()  # the workers were stopped, not left running
 
 
 def test_verdicts_follow_twice_the_standard_error():

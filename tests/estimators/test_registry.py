@@ -53,6 +53,15 @@ def test_unknown_name_lists_the_registered_ones():
         get_estimator("reinforse")
 
 
+@pytest.mark.parametrize("name, closest", [("wake_sleep_cb", "wake_sleep_cv"), ("wakesleep", "wake_sleep"), ("VIMCO", "vimco"),
+                                           ("reinforse", "reinforce"), ("something_else", None)])
+def test_a_misspelt_name_suggests_the_closest_one(name, closest):
+    with pytest.raises(UserError) as error:
+        get_estimator(name)
+    suggestion = f"; did you mean {closest!r}? Give a registered name" if closest else ". Give a registered name"
+    assert suggestion in str(error.value) and str(error.value).count("did you mean") == (closest is not None)
+
+
 def test_wrong_keyword_names_the_estimator_and_its_signature():
     with pytest.raises(UserError, match=r"estimator 'reinforce' \(Reinforce\).*num_samples"):
         get_estimator("reinforce", num_sample=5)

@@ -80,6 +80,7 @@ def test_metrics_and_registration():
     assert 1 <= out.metrics["ess"] <= 4
 
 
-def test_fewer_than_two_samples_is_a_clear_error():
-    with pytest.raises(UserError, match="num_samples must be >= 2"):
-        Vimco(num_samples=1)
+@pytest.mark.parametrize("num_samples", [1, 0, -3, 2.5])
+def test_fewer_than_two_samples_is_a_clear_error(num_samples):
+    with pytest.raises(UserError, match=rf"vimco: num_samples must be >= 2 .*, got {num_samples}$"):
+        Vimco(num_samples=num_samples)
