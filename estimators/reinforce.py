@@ -123,13 +123,11 @@ class Reinforce(Estimator):
             # The average of earlier batches: independent of this batch's samples, so unbiased.
             value = self.reward_average.expand_as(reward).clone()
             if self.training:
-                with torch.no_grad():
-                    batch_mean = reward.mean()
-                    if not bool(self.average_initialised):
-                        self.reward_average.copy_(batch_mean)
-                        self.average_initialised.fill_(True)
-                    else:
-                        self.reward_average.mul_(self.baseline_momentum).add_((1 - self.baseline_momentum) * batch_mean)
+                with torch.no_grad():  # the first batch sets the average, later ones move it (no host sync)
+                    batch_mean = reward.mean().to(self.reward_average)
+                    moved = self.baseline_momentum * self.reward_average + (1 - self.baseline_momentum) * batch_mean
+                    self.reward_average.copy_(torch.where(self.average_initialised, moved, batch_mean))
+                    self.average_initialised.fill_(True)
             return value
         return None
 

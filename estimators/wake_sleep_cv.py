@@ -131,10 +131,10 @@ class WakeSleepCV(Estimator):
     def current_prior_coefficient(self) -> Tensor:
         """c_p for the next batch: the fixed value, or the online estimate from earlier batches (1 before any)."""
         if not self.online:
-            return torch.tensor(self.prior_coefficient)
-        if not bool(self.cv_initialised):
-            return torch.ones_like(self.cv_numerator)
-        return self.cv_numerator / self.cv_denominator
+            return self.cv_numerator.new_tensor(self.prior_coefficient)  # on the estimator's device
+        # no host synchronisation (a compiled step): both branches computed, one kept
+        return torch.where(self.cv_initialised, self.cv_numerator / self.cv_denominator.clamp_min(1e-30),
+                           torch.ones_like(self.cv_numerator))
 
     @torch.no_grad()
     def _update_online(self, terms: SampleTerms) -> None:
@@ -142,14 +142,10 @@ class WakeSleepCV(Estimator):
         r = prior_ratio_weights(terms)  # [B, K]
         numerator = (w * r).sum(dim=1).mean().to(self.cv_numerator)
         denominator = r.pow(2).sum(dim=1).mean().to(self.cv_denominator)  # >= 1/K > 0
-        if not bool(self.cv_initialised):
-            self.cv_numerator.copy_(numerator)
-            self.cv_denominator.copy_(denominator)
-            self.cv_initialised.fill_(True)
-        else:
-            m = self.coefficient_momentum
-            self.cv_numerator.mul_(m).add_((1 - m) * numerator)
-            self.cv_denominator.mul_(m).add_((1 - m) * denominator)
+        m = self.coefficient_momentum  # the first batch sets the averages, later ones move them (no host sync)
+        self.cv_numerator.copy_(torch.where(self.cv_initialised, m * self.cv_numerator + (1 - m) * numerator, numerator))
+        self.cv_denominator.copy_(torch.where(self.cv_initialised, m * self.cv_denominator + (1 - m) * denominator, denominator))
+        self.cv_initialised.fill_(True)
 
     def forward(self, terms: SampleTerms) -> EstimatorOutput:
         coefficient = self.current_prior_coefficient()  # from earlier batches only

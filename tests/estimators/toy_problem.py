@@ -122,6 +122,12 @@ def sample_terms(
     return SampleTerms(log_likelihood, log_prior, log_proposal, baseline)
 
 
+def call_estimator(estimator: Estimator, terms: SampleTerms):
+    """How the checks call an estimator: directly (tests/estimators/test_compiled.py replaces this
+    with the compiled call the training step makes)."""
+    return estimator(terms)
+
+
 def per_draw_gradients(
     estimator: Estimator,
     params: ToyParameters,
@@ -137,7 +143,7 @@ def per_draw_gradients(
     terms = sample_terms(copies, target, estimator.num_samples, estimator.sample_from, generator, baseline)
     if terms_hook is not None:
         terms = terms_hook(terms)
-    loss = estimator(terms).loss
+    loss = call_estimator(estimator, terms).loss
     tensors = copies.tensors()
     grads = torch.autograd.grad(loss, list(tensors.values()), allow_unused=True)
     return {name: (-draws * g if g is not None else torch.zeros_like(tensors[name])) for name, g in zip(tensors, grads)}
@@ -211,7 +217,7 @@ def per_draw_gradients_with_sleep(
     copies = replicate(params, draws)
     terms = sample_terms(copies, target, estimator.num_samples, estimator.sample_from, generator)
     terms = dataclasses.replace(terms, sleep_log_proposal=sleep_log_proposal(copies, estimator.sleep_samples, generator))
-    loss = estimator(terms).loss
+    loss = call_estimator(estimator, terms).loss
     tensors = copies.tensors()
     grads = torch.autograd.grad(loss, list(tensors.values()), allow_unused=True)
     return {name: (-draws * g if g is not None else torch.zeros_like(tensors[name])) for name, g in zip(tensors, grads)}

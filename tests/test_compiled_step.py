@@ -1,0 +1,131 @@
+"""The training step compiles whole (no graph break, no host synchronisation) for every estimator
+and both models; compiled and eager steps on the same draws give the same terms and gradients;
+the ``compile`` option's values and failures are one line each."""
+import pytest
+import torch
+
+from estimators import available_estimators, get_estimator
+from ram_lightning import AttentionClassifier
+from ram_lightning.captioner import SPECIAL_TOKENS, AttentionCaptioner
+from ram_lightning.compiled_step import compile_settings, compiler_problem
+from ram_lightning.errors import UserError
+
+SMALL = dict(image_shape=(1, 24, 24), glimpse_size=4, num_patches=2, num_glimpses=3, hidden_size=16, glimpse_hidden=8,
+             glimpse_features=16, context_size=6)
+# The options that put a data-dependent step in an estimator or a model (buffers updated on the
+# first batch, scale actions, a learned std, epsilon-uniform scales, a 0/1 reward, sleep updates).
+ESTIMATOR_OPTIONS = {"reinforce": [{}, {"baseline": "moving_average", "reward": "correct", "entropy_weight": 0.1}],
+                     "wake_sleep": [{}, {"sleep_fraction": 0.5}],
+                     "wake_sleep_cv": [{}, {"prior_coefficient": "online"}]}
+MODEL_OPTIONS = [{}, {"scales": [0.5, 1.0, 2.0], "learn_std": True, "scale_epsilon": 0.1, "detach_policy_input": True}]
+
+
+def classifier_batch(batch_size=4):
+    torch.manual_seed(0)
+    return torch.rand(batch_size, 1, 24, 24), torch.randint(0, 10, (batch_size,))
+
+
+def captioner_and_batch(estimator, batch_size=3):
+    torch.manual_seed(0)
+    vocabulary = list(SPECIAL_TOKENS) + ["a", "b", "c"]
+    model = AttentionCaptioner(vocabulary=vocabulary, image_shape=(3, 16, 16), encoder_channels=(4, 8), embedding_size=8,
+                               hidden_size=8, attention_size=8, inference_embedding=8, inference_hidden=8, estimator=estimator)
+    captions = torch.tensor([[1, 4, 5, 2, 0], [1, 6, 2, 0, 0], [1, 4, 4, 6, 2]])
+    return model.train(), {"images": torch.rand(batch_size, 3, 16, 16), "captions": captions, "lengths": torch.tensor([4, 3, 5])}
+
+
+def estimator_cases():
+    for name in available_estimators():
+        for options in ESTIMATOR_OPTIONS.get(name, [{}]):
+            yield pytest.param(name, options, id=f"{name}{options or ''}")
+
+
+def graph_breaks(forward, *args):
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(forward)(*args)
+    torch._dynamo.reset()
+    return explanation.graph_count, explanation.graph_break_count, [str(r.reason)[:200] for r in explanation.break_reasons]
+
+
+@pytest.mark.parametrize("model_options", MODEL_OPTIONS, ids=["plain", "scales+learned std"])
+@pytest.mark.parametrize("name, options", estimator_cases())
+def test_the_classifier_step_is_one_graph_for_every_estimator(name, options, model_options):
+    model = AttentionClassifier(**SMALL, **model_options, estimator=get_estimator(name, num_samples=2, **options)).train()
+    assert graph_breaks(model._training_forward, classifier_batch()) == (1, 0, [])
+
+
+@pytest.mark.parametrize("name", available_estimators())
+def test_the_captioner_step_is_one_graph_for_every_estimator(name):
+    model, batch = captioner_and_batch(get_estimator(name, num_samples=2))
+    assert graph_breaks(model._training_forward, batch) == (1, 0, [])
+
+
+def test_the_step_is_one_graph_under_bf16_autocast():
+    model = AttentionClassifier(**SMALL, estimator=get_estimator("wake_sleep_cv", num_samples=2)).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert graph_breaks(model._training_forward, classifier_batch()) == (1, 0, [])
+
+
+def step_results(model, batch, forward):
+    """(terms, loss, gradients) of one training step of ``model`` drawn from seed 5."""
+    torch.manual_seed(5)
+    output, finite, terms, _ = forward(batch)
+    output.loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    return terms, output.loss.detach(), grads, bool(finite)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["reinforce", "wake_sleep_cv"])
+def test_compiled_and_eager_steps_on_the_same_draws_agree(name):
+    """Inductor's code against eager: the same SampleTerms, loss and gradients to 1e-5 (fp32)."""
+    if compiler_problem(torch.device("cpu"), None):
+        pytest.skip(compiler_problem(torch.device("cpu"), None))
+    torch.manual_seed(0)
+    model = AttentionClassifier(**SMALL, scales=[1.0, 2.0], estimator=get_estimator(name, num_samples=3)).train()
+    batch = classifier_batch(8)
+    import torch._inductor.config as inductor_config
+
+    torch._dynamo.reset()
+    inductor_config.fallback_random = True  # as ram_lightning.compiled_step sets it
+    eager = step_results(model, batch, model._training_forward)
+    compiled = step_results(model, batch, torch.compile(model._training_forward, fullgraph=True, dynamic=False))
+    torch._dynamo.reset()
+    assert eager[3] and compiled[3]
+    for field in ("log_likelihood", "log_prior", "log_proposal", "baseline"):
+        if getattr(eager[0], field) is not None:
+            torch.testing.assert_close(getattr(compiled[0], field), getattr(eager[0], field), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(compiled[1], eager[1], rtol=1e-5, atol=1e-5)
+    assert compiled[2].keys() == eager[2].keys()
+    for key in eager[2]:
+        torch.testing.assert_close(compiled[2][key], eager[2][key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_compile_settings_accept_the_documented_values_and_refuse_others_in_one_line():
+    assert compile_settings(False) is None
+    assert compile_settings(True) == {"fullgraph": True, "dynamic": False, "auto": False}
+    assert compile_settings("auto")["auto"] is True
+    assert compile_settings({"mode": "reduce-overhead"})["mode"] == "reduce-overhead"
+    for bad, message in (({"mode": "fast"}, "model.compile.mode: 'fast' is not one of"),
+                         ({"fullgraph": False}, "unknown key"), ("yes", "expected true, false, auto")):
+        with pytest.raises(UserError, match=message):
+            compile_settings(bad)
+
+
+def test_without_a_cpp_compiler_true_stops_in_one_line_and_auto_trains_eagerly(monkeypatch):
+    import torch._inductor.config as inductor_config
+    from ram_lightning.compiled_step import CompiledStep
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/g++",))
+    assert "needs a C++ compiler" in compiler_problem(torch.device("cpu"), None)
+    model = AttentionClassifier(**SMALL).train()
+    with pytest.raises(UserError, match=r"model.compile: cannot compile the training step \(torch's CPU compiler backend "
+                                        r"needs a C\+\+ compiler"):
+        CompiledStep(model._training_forward, compile_settings(True))(classifier_batch())
+    said = []
+    step = CompiledStep(model._training_forward, compile_settings("auto"), announce=said.append)
+    output = step(classifier_batch())[0]
+    assert torch.isfinite(output.loss) and step.compiled is None
+    assert said == [f"Compile: not compiling the training step ({compiler_problem(torch.device('cpu'), None)}); "
+                    f"training eagerly (compile: auto)"]
