@@ -9,6 +9,7 @@ from .base import Estimator, EstimatorOutput, SampleTerms
 from .registry import ENTRY_POINT_GROUP, available_estimators, get_estimator, register
 from .spec import build_estimator, estimator_spec
 from .reinforce import Reinforce, reinforce_surrogate
+from .rloo import Rloo, rloo_surrogate
 from .vimco import Vimco, vimco_surrogate
 from .wake_sleep import WakeSleep, wake_sleep_surrogate
 from .wake_sleep_cv import WakeSleepCV, wake_sleep_cv_surrogate
@@ -18,6 +19,7 @@ __all__ = [
     "Estimator",
     "EstimatorOutput",
     "Reinforce",
+    "Rloo",
     "SampleTerms",
     "Vimco",
     "WakeSleep",
@@ -28,6 +30,7 @@ __all__ = [
     "get_estimator",
     "register",
     "reinforce_surrogate",
+    "rloo_surrogate",
     "vimco_surrogate",
     "wake_sleep_cv_surrogate",
     "wake_sleep_surrogate",

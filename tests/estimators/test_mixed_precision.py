@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from estimators import Reinforce, SampleTerms, Vimco, WakeSleep
+from estimators import Reinforce, Rloo, SampleTerms, Vimco, WakeSleep
 from ram_lightning.core.precision import full_precision
 from tests.estimators.toy_problem import (
     NUM_LOCATIONS,
@@ -108,6 +108,7 @@ def importance_bound_gradient(params: ToyParameters, num_samples: int) -> Dict[s
 CASES = {
     "reinforce": (lambda: Reinforce(num_samples=1, baseline="none"), lambda p: exact_gradient(p, TARGET, "variational_bound")),
     "vimco": (lambda: Vimco(num_samples=2), lambda p: exact_multi_sample_gradient(p, TARGET, 2)),
+    "rloo": (lambda: Rloo(num_samples=2), lambda p: exact_gradient(p, TARGET, "variational_bound")),
     "wake_sleep": (lambda: WakeSleep(num_samples=2), lambda p: importance_bound_gradient(p, 2)),
 }
 
