@@ -8,6 +8,7 @@
 from .base import Estimator, EstimatorOutput, SampleTerms
 from .registry import ENTRY_POINT_GROUP, available_estimators, get_estimator, register
 from .spec import build_estimator, estimator_spec
+from .pathwise import Pathwise, pathwise_surrogate
 from .reinforce import Reinforce, reinforce_surrogate
 from .rloo import Rloo, rloo_surrogate
 from .vimco import Vimco, vimco_surrogate
@@ -18,6 +19,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Estimator",
     "EstimatorOutput",
+    "Pathwise",
     "Reinforce",
     "Rloo",
     "SampleTerms",
@@ -29,6 +31,7 @@ __all__ = [
     "estimator_spec",
     "get_estimator",
     "register",
+    "pathwise_surrogate",
     "reinforce_surrogate",
     "rloo_surrogate",
     "vimco_surrogate",
