@@ -50,8 +50,10 @@ def pathwise_surrogate(terms: SampleTerms) -> Tuple[Tensor, Dict[str, Tensor]]:
 
 @register("pathwise")
 class Pathwise(Estimator):
-    """Reparameterised glimpse locations (pathwise gradients through the sensor); samples from
-    the prior. A scale action gets a score-function term with a leave-one-out baseline.
+    """Pathwise gradients through reparameterised glimpse locations; samples from the prior.
+
+    The scale action, where the model has one, gets a score-function term with a leave-one-out
+    baseline; a model that cannot pass location gradients refuses this estimator.
 
     Args:
         num_samples: K samples from the prior policy per example (K >= 2 gives the scale's

@@ -57,8 +57,8 @@ class EstimatorInputs:
                             f"for this model; set sleep_fraction: 0")
         if self.estimator.reparameterize_locations and not location_gradients:
             raise UserError(f"{type(self).__name__}: estimator {estimator_name(self.estimator)} needs the gradient of the "
-                            f"likelihood with respect to reparameterised glimpse locations, which this model's attention "
-                            f"cannot pass (a discrete choice); use a score-function estimator (rloo, reinforce, vimco) "
+                            f"likelihood with respect to reparameterised glimpse locations, which this model cannot pass "
+                            f"(its attention is a discrete choice); use a score-function estimator (rloo, reinforce, vimco) "
                             f"or wake_sleep(_cv)")
         self.baseline = baseline() if self.estimator.needs_baseline else None
         wants_q = self.estimator.sample_from == "proposal" or self.estimator.sleep_samples > 0
