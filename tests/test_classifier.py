@@ -171,7 +171,7 @@ def test_the_pathwise_gradient_is_the_derivative_of_the_sample_path(group):
     later states), so a blocked location gradient would show as a zero here."""
     torch.manual_seed(1)
     analytic, numeric = directional_derivatives(pathwise_model(), group)
-    assert abs(numeric) > 1e-4, group
+    assert abs(numeric) > 1e-5, group
     assert abs(analytic - numeric) < 1e-5 * abs(numeric) + 1e-9, (group, analytic, numeric)
 
 
