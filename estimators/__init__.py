@@ -8,7 +8,9 @@
 from .base import Estimator, EstimatorOutput, SampleTerms
 from .registry import ENTRY_POINT_GROUP, available_estimators, get_estimator, register
 from .spec import build_estimator, estimator_spec
+from .pathwise import Pathwise, pathwise_surrogate
 from .reinforce import Reinforce, reinforce_surrogate
+from .rloo import Rloo, rloo_surrogate
 from .vimco import Vimco, vimco_surrogate
 from .wake_sleep import WakeSleep, wake_sleep_surrogate
 from .wake_sleep_cv import WakeSleepCV, wake_sleep_cv_surrogate
@@ -17,7 +19,9 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Estimator",
     "EstimatorOutput",
+    "Pathwise",
     "Reinforce",
+    "Rloo",
     "SampleTerms",
     "Vimco",
     "WakeSleep",
@@ -27,7 +31,9 @@ __all__ = [
     "estimator_spec",
     "get_estimator",
     "register",
+    "pathwise_surrogate",
     "reinforce_surrogate",
+    "rloo_surrogate",
     "vimco_surrogate",
     "wake_sleep_cv_surrogate",
     "wake_sleep_surrogate",

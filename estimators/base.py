@@ -26,7 +26,8 @@ class SampleTerms:
 
     Attributes:
         log_likelihood: log p(y | a^k, I; theta), differentiable in theta.
-        log_prior: log p(a^k | I; theta), summed over glimpses, differentiable in theta.
+        log_prior: log p(a^k | I; theta), summed over glimpses, differentiable in theta (for an
+            estimator with ``reparameterize_locations``, only its scale part: see there).
         log_proposal: log q(a^k | y, I; eta) or None when sampling from the prior.
         baseline: a learned baseline b(I) (must not depend on a^k), or None.
         correct: 1.0 where sample k classifies example b correctly (for 0/1 rewards), or None.
@@ -148,7 +149,8 @@ class Estimator(nn.Module):
     Subclasses set ``sample_from`` ("prior": a^k ~ p(a|I); "proposal": a^k ~ q(a|y,I)) and
     implement ``forward(terms) -> EstimatorOutput``. ``needs_baseline`` tells the module to
     build a learned baseline head and fill ``SampleTerms.baseline``; ``sleep_samples`` > 0
-    asks it to fill ``SampleTerms.sleep_log_proposal`` with that many model samples per example.
+    asks it to fill ``SampleTerms.sleep_log_proposal`` with that many model samples per example;
+    ``reparameterize_locations`` asks it to draw locations by reparameterisation (pathwise gradients).
 
     Args:
         num_samples: K, the attention sequences drawn per example in training.
@@ -186,6 +188,16 @@ class Estimator(nn.Module):
 
     @property
     def needs_baseline(self) -> bool:
+        return False
+
+    @property
+    def reparameterize_locations(self) -> bool:
+        """Whether the model must draw glimpse locations by reparameterisation in training,
+        a = mu + sigma * eps with eps ~ N(0, I), so that the gradient of log p(y | a, I) reaches the
+        policy (and every layer before it) through the sampled locations. The locations'
+        log-density then enters ``SampleTerms.log_prior`` without gradient (its value is
+        unchanged): grad log_prior is the score of the discrete choices alone (the scales).
+        A model whose attention cannot pass location gradients refuses such an estimator."""
         return False
 
     @property

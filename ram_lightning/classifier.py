@@ -56,6 +56,8 @@ class AttentionClassifier(EstimatorModule):
         scale_epsilon: epsilon-uniform mixing of the scale policy in training.
         detach_policy_input: feed the policy a detached copy of the top state, so that the
             score-function term trains only the policy head (see ``ram_lightning.core.AttentionCore``).
+            With ``pathwise`` it also cuts the reparameterised locations' path into the policy's
+            mean from the states (the head still gets it; the exact gradient needs false).
         estimator: a registered estimator name (its defaults) or an ``Estimator`` instance
             (``class_path`` + ``init_args`` in YAML).
         optimizer: optimizer factory over the module's parameters (default Adam, lr 1e-3).
@@ -129,7 +131,9 @@ class AttentionClassifier(EstimatorModule):
             return InferenceNetwork(hidden_size, label_embedding_size, inference_hidden, self.core.num_scales, q_std, q_learn_std)
 
         # b(I) reads the context features (detached), so training it never moves the core.
-        self.build_estimator_heads(self.estimator, baseline=lambda: nn.Sequential(Float32Linear(hidden_size, 1)), inference=inference)
+        # location_gradients: the bilinear sensor passes them (tests/core/test_glimpse.py checks it by finite differences).
+        self.build_estimator_heads(self.estimator, baseline=lambda: nn.Sequential(Float32Linear(hidden_size, 1)), inference=inference,
+                                   location_gradients=True)
         # Error rates as means of 0/1 mistakes: torchmetrics sums them across DDP processes.
         # keys "{split}_error" (first sample) and "{split}_error_avg" (M-sample average)
         self.errors = nn.ModuleDict({f"{split}_error": MeanMetric() for split in SPLITS})
@@ -164,7 +168,7 @@ class AttentionClassifier(EstimatorModule):
         if train and self.estimator.sample_from == "proposal":
             shown = targets if proposal_targets is None else proposal_targets
             proposal = self.inference.proposal(self._label_features(shown, num_samples))
-        rollout = self.core.rollout(images, num_samples, proposal, generator=generator)
+        rollout = self.core.rollout(images, num_samples, proposal, generator=generator, reparameterize=self.reparameterized_draws(train))
         log_probs = self.head(rollout.hidden).log_softmax(-1)  # [B, K, C]
         index = targets.long()[:, None, None].expand(-1, num_samples, 1)
         log_likelihood = log_probs.gather(-1, index).squeeze(-1)  # [B, K]

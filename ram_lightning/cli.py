@@ -54,8 +54,8 @@ HELP_EPILOG = (
     "The options of a model, data module or estimator are listed by: "
     "ram {sub} --model.help AttentionClassifier (or AttentionCaptioner); "
     "ram {sub} --data.help TranslatedMNIST (or TranslatedScaledMNIST, ClutteredMNIST, Flickr8k, SyntheticCaptions); "
-    "ram {sub} --model AttentionClassifier --model.estimator.help WakeSleepCV (or Reinforce, WakeSleep, "
-    "or a plug-in's class path). Shared defaults: ram_lightning/defaults.yaml; the resolved config: "
+    "ram {sub} --model AttentionClassifier --model.estimator.help WakeSleepCV (or Reinforce, Rloo, Vimco, Pathwise, "
+    "WakeSleep, or a plug-in's class path). Shared defaults: ram_lightning/defaults.yaml; the resolved config: "
     "ram {sub} --config FILE --print_config."
 )
 

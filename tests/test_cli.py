@@ -36,6 +36,25 @@ def test_fit_writes_a_checkpoint_and_ends_with_a_finite_test_error(tmp_path, mon
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("estimator, metric", [
+    ("rloo", "train/advantage_std"),
+    ({"class_path": "estimators.Pathwise", "init_args": {"num_samples": 2}}, "train/signal_std"),
+])
+def test_rloo_and_pathwise_fit_with_a_scale_action_and_their_checkpoints_load_by_class(estimator, metric, tmp_path, monkeypatch,
+                                                                                        tiny, read_metrics):
+    from ram_lightning import AttentionClassifier
+
+    monkeypatch.chdir(ROOT)
+    main(["fit", "--config", str(tiny(estimator, lambda c: c["model"]["init_args"].update(scales=[1.0, 2.0])))])
+    metrics = read_metrics(tmp_path).last
+    assert math.isfinite(metrics["train/loss"]) and math.isfinite(metrics[metric]) and 0.0 <= metrics["test/error"] <= 1.0
+    (last,) = tmp_path.glob("tiny/version_*/checkpoints/last.ckpt")
+    loaded = AttentionClassifier.load_from_checkpoint(last)
+    name = estimator if isinstance(estimator, str) else "pathwise"
+    assert type(loaded.estimator).__name__.lower() == name and loaded.core.num_scales == 2
+
+
+@pytest.mark.slow
 def test_a_plugin_estimator_from_a_test_module_runs_through_class_path(tmp_path, monkeypatch, tiny, read_metrics):
     monkeypatch.chdir(ROOT)
     estimator = {"class_path": "tests.estimators.custom_plugin.PlainScoreFunction", "init_args": {"num_samples": 2, "weight": 0.5}}
@@ -129,6 +148,8 @@ def test_fit_help_ends_by_saying_how_to_list_the_model_data_and_estimator_option
     (["--model.help", "AttentionCaptioner"], "dropout on the word-prediction input"),
     (["--data.help", "ClutteredMNIST"], "random clutter crops of other digits"),
     (["--model", "AttentionClassifier", "--model.estimator.help", "WakeSleepCV"], "c_q on the proposal control variate"),
+    (["--model", "AttentionClassifier", "--model.estimator.help", "Rloo"], "K >= 2 samples from the prior policy per example"),
+    (["--model", "AttentionClassifier", "--model.estimator.help", "Pathwise"], "gives the scale's score term its leave-one-out baseline"),
 ])
 def test_short_class_names_list_options_with_their_docstring_descriptions(capsys, args, described):
     text = " ".join(_help(capsys, ["fit", *args]).split())

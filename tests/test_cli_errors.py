@@ -27,12 +27,22 @@ def config(tmp_path, monkeypatch, tiny_config, write_config):
 @pytest.mark.parametrize("option, value, message", [
     ("--model.init_args.estimator", "{class_path: estimators.Reinforce, init_args: {num_samples: 0}}",
      "ram: error: Reinforce: num_samples must be an integer >= 1, got 0"),
+    ("--model.init_args.estimator", "{class_path: estimators.Rloo, init_args: {num_samples: 1}}",
+     "ram: error: rloo: num_samples must be >= 2"),
     ("--model.init_args.location_std", "0", "ram: error: AttentionCore: location_std must be > 0"),
     ("--model.init_args.optimizer", "{class_path: torch.optim.Adam, init_args: {lr: -0.1}}",
      "ram: error: model.optimizer (torch.optim.adam.Adam): Invalid learning rate: -0.1"),
 ])
 def test_a_bad_model_option_is_one_line(option, value, message, config, capsys):
     assert one_line_error(capsys, ["fit", "--config", str(config), option, value, "--test_after_fit", "false"]).startswith(message)
+
+
+def test_pathwise_for_a_model_without_location_gradients_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = ROOT / "configs" / "captions_synthetic_reinforce.yaml"
+    line = one_line_error(capsys, ["fit", "--config", str(config), "--model.init_args.estimator", "pathwise"])
+    assert line.startswith("ram: error: AttentionCaptioner: estimator pathwise needs the gradient of the likelihood "
+                           "with respect to reparameterised glimpse locations")
 
 
 def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path, capsys):

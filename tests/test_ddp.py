@@ -145,3 +145,14 @@ def test_validation_and_test_errors_over_two_processes_equal_one_process(two_pro
         assert 0.0 < one[f"{split}/error"] < 1.0
         assert two[f"{split}/error"] == one[f"{split}/error"] and two[f"{split}/error_avg3"] == one[f"{split}/error_avg3"]
         assert two[f"{split}/log_likelihood"] == pytest.approx(one[f"{split}/log_likelihood"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_pathwise_with_a_scale_action_fits_on_two_processes(tmp_path, tiny_config, write_config, read_metrics):
+    """Reparameterised locations and the scale's score term under DDP: every parameter gets a
+    gradient on every process (no unused-parameter stall), the run ends with finite metrics."""
+    config = tiny_config(tmp_path, {"class_path": "estimators.Pathwise", "init_args": {"num_samples": 2}})
+    config["model"]["init_args"]["scales"] = [1.0, 2.0]
+    ram_subprocess(["fit", "--config", str(write_config(tmp_path / "pathwise.yaml", config)), "--test_after_fit", "false"] + DDP)
+    metrics = read_metrics(tmp_path).last
+    assert torch.isfinite(torch.tensor(metrics["train/loss"])) and 0.0 <= metrics["val/error"] <= 1.0

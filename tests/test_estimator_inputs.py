@@ -14,10 +14,14 @@ from ram_lightning.estimator_inputs import EstimatorInputs
 
 
 class _Flags(Estimator):
-    def __init__(self, sample_from="prior", baseline=False, sleep=0):
+    def __init__(self, sample_from="prior", baseline=False, sleep=0, reparameterize=False):
         self.sample_from = sample_from
         super().__init__(num_samples=3)
-        self._baseline, self._sleep = baseline, sleep
+        self._baseline, self._sleep, self._reparameterize = baseline, sleep, reparameterize
+
+    @property
+    def reparameterize_locations(self):
+        return self._reparameterize
 
     @property
     def needs_baseline(self):
@@ -51,6 +55,16 @@ def test_the_heads_follow_the_estimators_flags(flags, has_baseline, has_q):
 def test_a_model_without_sleep_updates_refuses_an_estimator_that_wants_them():
     with pytest.raises(UserError, match="sleep updates of q"):
         _Model().build_estimator_heads(_Flags(sleep=2), nn.Identity, nn.Identity, supports_sleep=False)
+
+
+def test_reparameterised_draws_only_in_training_and_only_where_the_model_can_pass_location_gradients():
+    model = _Model()
+    model.build_estimator_heads(_Flags(reparameterize=True), nn.Identity, nn.Identity, location_gradients=True)
+    assert model.reparameterized_draws(train=True) and not model.reparameterized_draws(train=False)
+    model.build_estimator_heads(_Flags(), nn.Identity, nn.Identity, location_gradients=True)
+    assert not model.reparameterized_draws(train=True)
+    with pytest.raises(UserError, match="_Model: estimator _Flags needs the gradient of the likelihood with respect to reparameterised"):
+        _Model().build_estimator_heads(_Flags(reparameterize=True), nn.Identity, nn.Identity)
 
 
 def test_terms_are_built_by_keyword_with_a_detached_baseline():

@@ -3,7 +3,8 @@
 ``AttentionHead`` maps a feature vector to an ``AttentionDistribution``; the glimpse policy
 p(a_n | a_<n, I) and the inference network q(a_n | y, a_<n, I) are both such heads, so
 every estimator sees the two densities of one family. The location is never clamped: the
-value scored is the value the sensor uses (the sensor reads zeros outside the image).
+value scored is the value the sensor uses (the sensor reads zeros outside the image), and a
+reparameterised location (``rsample``) passes its gradient wherever it falls.
 """
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ LOG_2PI = math.log(2 * math.pi)
 
 @dataclass
 class AttentionAction:
-    """One sampled glimpse per row: ``location`` [R, 2] (x, y); ``scale`` [R] long index or None."""
+    """One sampled glimpse per row: ``location`` [R, 2] (x, y); ``scale`` [R] long index or None;
+    ``reparameterized``: the location was drawn as mean + std * eps and carries their gradient."""
 
     location: Tensor
     scale: Optional[Tensor] = None
+    reparameterized: bool = False
 
 
 @dataclass
@@ -56,10 +59,32 @@ class AttentionDistribution:
                 scale = torch.multinomial(self.scale_log_probs.exp(), 1, generator=generator).squeeze(-1)
         return AttentionAction(location, scale)
 
+    def rsample(self, generator: Optional[torch.Generator] = None) -> AttentionAction:
+        """A reparameterised sample: location = mean + std * eps, eps ~ N(0, I) from ``generator``,
+        differentiable in ``mean`` and ``std`` (pathwise gradients); the scale is drawn as by
+        ``sample`` (a discrete choice: no gradient through it). The same draws as ``sample`` with
+        the same generator state.
+        """
+        noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        location = self.mean + self.std * noise
+        scale = None
+        if self.scale_log_probs is not None:
+            with torch.no_grad():
+                scale = torch.multinomial(self.scale_log_probs.exp(), 1, generator=generator).squeeze(-1)
+        return AttentionAction(location, scale, reparameterized=True)
+
     def log_prob(self, action: AttentionAction) -> Tensor:
-        """log density of ``action`` [R]."""
+        """log density of ``action`` [R].
+
+        For a ``reparameterized`` action the location's part is returned without gradient (same
+        value): its gradient reaches the parameters through the sampled location itself, and a
+        score-function term on it as well would count it twice. The scale's part keeps its
+        gradient (through the state, hence through earlier reparameterised locations too).
+        """
         z = (action.location - self.mean) / self.std
         log_prob = (-0.5 * z.pow(2) - self.std.log() - 0.5 * LOG_2PI).sum(-1)
+        if action.reparameterized:
+            log_prob = log_prob.detach()
         if self.scale_log_probs is not None:
             log_prob = log_prob + self.scale_log_probs.gather(-1, action.scale[:, None]).squeeze(-1)
         return log_prob

@@ -146,7 +146,7 @@ class AttentionCore(nn.Module):
 
     def rollout(
         self, images: Tensor, num_samples: int = 1, proposal: Optional[Proposal] = None, record_states: bool = False,
-        generator: Optional[torch.Generator] = None,
+        generator: Optional[torch.Generator] = None, reparameterize: bool = False,
     ) -> Rollout:
         """Sample ``num_samples`` glimpse sequences per image.
 
@@ -157,6 +157,8 @@ class AttentionCore(nn.Module):
                 ``log_proposal`` holds their log q; ``log_prior`` always scores the same actions.
             record_states: also return the (detached) top states the glimpses were chosen from.
             generator: the random stream the actions are drawn from (None: torch's global one).
+            reparameterize: draw the policy's locations as mean + std * eps (``rsample``: pathwise
+                gradients through the sensor; their log-density enters ``log_prior`` without gradient).
         """
         self.check_images(images)
         batch, samples = images.shape[0], num_samples
@@ -177,7 +179,7 @@ class AttentionCore(nn.Module):
                 step_proposal.append(sampler.log_prob(action))
                 log_proposal = log_proposal + step_proposal[-1]
             else:
-                action = prior.sample(generator)
+                action = prior.rsample(generator) if reparameterize else prior.sample(generator)
             step_prior.append(prior.log_prob(action))
             log_prior = log_prior + step_prior[-1]
             entropy = entropy + prior.entropy()

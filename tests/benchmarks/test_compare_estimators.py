@@ -58,6 +58,7 @@ def test_the_time_cap_stops_every_run_early_and_says_so(tmp_path, monkeypatch):
     (["--targets", "10"], "must be a fraction"),
     (["--targets", "ten"], "must be a fraction"),
     (["--estimators", "vimco:num_samples=1"], "vimco: num_samples must be >= 2"),
+    (["--estimators", "rloo:num_samples=1"], "rloo: num_samples must be >= 2"),
     (["--estimators", "reinforce:no_such_option=1"], "unexpected keyword"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, args, message):
@@ -150,6 +151,10 @@ def test_ctrl_c_stops_the_worker_processes(tmp_path, capsys, monkeypatch):
     assert line.startswith("compare_estimators: stopped by Ctrl-C: ") and " of 6 runs finished" in line
     assert 1 <= len(json.loads(results.read_text())) < 6
     assert not multiprocessing.active_children()  # the workers were stopped, not left running
+def test_rloo_and_pathwise_are_built_in_variants():
+    from benchmarks.compare_estimators import BUILT_IN, parse_args
+
+    assert {"rloo", "pathwise"} <= set(BUILT_IN) and parse_args([]).estimators == list(BUILT_IN)
 
 
 def test_verdicts_follow_twice_the_standard_error():

@@ -72,3 +72,47 @@ def test_glimpse_network_output_shape():
     network = GlimpseNetwork(patch_features=2 * 3 * 25, where_features=2, what_hidden=16, where_hidden=16, output_size=32)
     out = network(torch.rand(7, 150), torch.rand(7, 2))
     assert out.shape == (7, 32) and torch.all(out >= 0)
+
+
+def smooth_images(batch: int, channels: int, height: int, width: int) -> torch.Tensor:
+    """float64 images that are sums of wide Gaussian blobs (smooth, so that a bilinear sensor's
+    derivative barely changes across pixel boundaries)."""
+    generator = torch.Generator().manual_seed(5)
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij")
+    images = torch.zeros(batch, channels, height, width, dtype=torch.float64)
+    for _ in range(4):
+        size = torch.tensor([height, width], dtype=torch.float64).view(2, 1, 1)
+        centre = torch.rand(batch, channels, 2, 1, 1, generator=generator, dtype=torch.float64) * size
+        width_px = 3 + 4 * torch.rand(batch, channels, 1, 1, generator=generator, dtype=torch.float64)
+        images += torch.exp(-((ys - centre[:, :, 0]) ** 2 + (xs - centre[:, :, 1]) ** 2) / (2 * width_px ** 2))
+    return images
+
+
+def test_the_location_gradient_of_the_log_likelihood_matches_finite_differences():
+    """d log p(y | a, I) / d a through the sensor (bilinear, zero padding, the pyramid, scales),
+    including locations partly outside the image: no detach or rounding blocks it."""
+    torch.manual_seed(7)
+    images = smooth_images(3, 2, 30, 26)
+    sensor = GlimpseSensor(glimpse_size=5, num_patches=3)
+    readout = torch.randn(4, sensor.output_size * 2, dtype=torch.float64) / 10  # patches -> 4 class logits
+    locations = torch.rand(3, 2, 2, dtype=torch.float64) * 2 - 1  # [B, K, 2]
+    locations[0, 0] = torch.tensor([1.1, -1.05])  # centred beyond the corner: the patch is partly outside
+    scales = torch.tensor([[0.5, 1.0], [1.0, 2.0], [2.0, 0.5]], dtype=torch.float64)
+    targets = torch.tensor([0, 3, 1])
+
+    def log_likelihood(locations):
+        patches = sensor(images, locations, scales).flatten(2)  # [B, K, P*C*g*g]
+        return (patches @ readout.T).log_softmax(-1).gather(-1, targets[:, None, None].expand(-1, 2, 1)).sum()
+
+    locations.requires_grad_(True)
+    (gradient,) = torch.autograd.grad(log_likelihood(locations), locations)
+    step = 1e-6
+    numeric = torch.zeros_like(gradient)
+    with torch.no_grad():
+        for index in range(locations.numel()):
+            shift = torch.zeros(locations.numel(), dtype=torch.float64)
+            shift[index] = step
+            shift = shift.view_as(locations)
+            numeric.view(-1)[index] = (log_likelihood(locations + shift) - log_likelihood(locations - shift)) / (2 * step)
+    assert numeric.abs().min() > 1e-4  # every location moves the likelihood
+    torch.testing.assert_close(gradient, numeric, rtol=1e-5, atol=1e-8)

@@ -81,3 +81,35 @@ def test_wrong_image_shape_is_a_clear_error(shape):
     core = AttentionCore(**SMALL)
     with pytest.raises(UserError, match=r"expected images of shape \[B, 1, 24, 20\]"):
         core.rollout(torch.rand(*shape))
+
+
+def test_reparameterised_draws_are_the_same_draws_with_the_locations_gradient():
+    torch.manual_seed(4)
+    core = AttentionCore(**SMALL, scales=[0.5, 1.0], learn_std=True)
+    images = torch.rand(3, 1, 24, 20)
+    plain = core.rollout(images, 2, generator=torch.Generator().manual_seed(9))
+    pathwise = core.rollout(images, 2, generator=torch.Generator().manual_seed(9), reparameterize=True)
+    torch.testing.assert_close(pathwise.locations, plain.locations)
+    assert torch.equal(pathwise.scales, plain.scales)
+    torch.testing.assert_close(pathwise.log_prior, plain.log_prior)  # the same value ...
+    assert not plain.locations.requires_grad and pathwise.locations.requires_grad
+    # ... but its gradient is the scales' score alone (which reaches the location head through the
+    # states that earlier locations led to), and without scales there is none
+    (scale_grad,) = torch.autograd.grad(pathwise.log_prior.sum(), core.policy.scale.weight)
+    assert scale_grad.abs().sum() > 0
+    no_scales = AttentionCore(**SMALL, learn_std=True)
+    assert not no_scales.rollout(images, 2, reparameterize=True).log_prior.requires_grad
+    assert no_scales.rollout(images, 2).log_prior.requires_grad
+    location_head = core.policy.location
+    # the locations carry the gradient to the policy head and to the layers before it
+    (mean_grad, lstm_grad) = torch.autograd.grad(pathwise.hidden.sum(), [location_head.weight, core.recurrent.top.weight_hh])
+    assert mean_grad.abs().sum() > 0 and lstm_grad.abs().sum() > 0
+
+
+def test_an_unclamped_location_outside_the_image_keeps_its_gradient():
+    """The policy never clamps, so a reparameterised location beyond [-1, 1] still has a gradient."""
+    distribution = AttentionDistribution(torch.tensor([[0.95, -0.9]], requires_grad=True), torch.full((1, 2), 0.5))
+    action = distribution.rsample(torch.Generator().manual_seed(1))
+    assert action.reparameterized and action.location.abs().max() > 1
+    (grad,) = torch.autograd.grad(action.location.sum(), distribution.mean)
+    torch.testing.assert_close(grad, torch.ones(1, 2))
