@@ -29,6 +29,7 @@ from torch import Tensor
 
 from estimators import Estimator, SampleTerms
 from ram_lightning.core.policy import AttentionDistribution
+from tests.estimators import toy_problem  # call_estimator: how every check calls an estimator
 
 NUM_SCALES = 2
 NUM_CLASSES = 3
@@ -168,7 +169,7 @@ def per_draw_gradients(estimator: Estimator, params: ContinuousParameters, draws
     """Gradient estimates of ``draws`` independent draws of K samples: name -> [R, ...]."""
     copies = replicate(params, draws)
     terms = sample_terms(copies, estimator.num_samples, torch.Generator().manual_seed(seed), **options)
-    loss = estimator(terms).loss
+    loss = toy_problem.call_estimator(estimator, terms).loss
     tensors = copies.tensors()
     grads = torch.autograd.grad(loss, list(tensors.values()), allow_unused=True)
     return {name: (-draws * g if g is not None else torch.zeros_like(tensors[name])) for name, g in zip(tensors, grads)}

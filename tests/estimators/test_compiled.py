@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from estimators.base import call_without_host_sync
-from tests.estimators import test_reinforce, test_vimco, test_wake_sleep, test_wake_sleep_cv, toy_problem
+from tests.estimators import continuous_toy, test_pathwise, test_reinforce, test_rloo, test_vimco, test_wake_sleep
+from tests.estimators import test_wake_sleep_cv, toy_problem
 
 
 def compiled_call(estimator, terms):
@@ -32,7 +33,17 @@ CHECKS = {
     "vimco, negative control": test_vimco.test_without_leave_one_out_centring_the_check_fails,
     "wake_sleep, sleep update": test_wake_sleep.test_sleep_update_is_unbiased_for_the_expected_log_proposal_under_the_model,
     "wake_sleep_cv, consistency": test_wake_sleep_cv.test_theta_and_wake_gradients_are_consistent_as_k_grows,
+    "rloo, K=2": lambda: test_rloo.test_rloo_is_unbiased_for_the_variational_bound(2),
+    "rloo, negative control": test_rloo.test_a_baseline_that_includes_the_sample_itself_is_caught,
+    "pathwise, K=2": lambda: test_pathwise.test_pathwise_is_unbiased_for_every_parameter(2, *continuous()),
+    "pathwise, negative control": lambda: test_pathwise.test_dropping_the_scales_score_term_is_caught(*continuous()),
 }
+
+
+def continuous():
+    """(params, exact) of the continuous toy, as test_pathwise's fixtures give them."""
+    params = continuous_toy.make_parameters(seed=4)
+    return params, continuous_toy.exact_gradient(params)
 
 
 @pytest.mark.parametrize("check", list(CHECKS))
