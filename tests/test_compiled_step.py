@@ -129,3 +129,28 @@ def test_without_a_cpp_compiler_true_stops_in_one_line_and_auto_trains_eagerly(m
     assert torch.isfinite(output.loss) and step.compiled is None
     assert said == [f"Compile: not compiling the training step ({compiler_problem(torch.device('cpu'), None)}); "
                     f"training eagerly (compile: auto)"]
+
+
+@pytest.mark.slow
+def test_ram_fit_with_compile_trains_says_the_compile_time_once_and_its_checkpoint_loads_eagerly(tmp_path, tiny_config,
+                                                                                                  write_config):
+    import subprocess
+
+    from tests.tiny_run import RAM, ROOT, load_checkpoint, subprocess_env
+
+    if compiler_problem(torch.device("cpu"), None):
+        pytest.skip(compiler_problem(torch.device("cpu"), None))
+    config = tiny_config(tmp_path, "wake_sleep_cv")
+    config["trainer"]["max_epochs"] = 2
+    config["model"]["init_args"]["compile"] = True
+    run = subprocess.run(RAM + ["fit", "--config", str(write_config(tmp_path, config))], cwd=ROOT, env=subprocess_env(),
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    said = [line for line in run.stderr.splitlines() if line.startswith("Compiled the training step in ")]
+    assert len(said) == 1 and said[0].endswith(" s"), run.stderr[-3000:]
+    assert "test/error" in run.stdout  # tested the best checkpoint at the end
+    last = next(tmp_path.glob("tiny/version_*/checkpoints/last.ckpt"))
+    checkpoint = load_checkpoint(last)
+    assert not any("_orig_mod" in key for key in checkpoint["state_dict"])  # the module's own names
+    eager = AttentionClassifier.load_from_checkpoint(last, compile=False)
+    assert eager.compile_settings is None and eager.state_dict().keys() == checkpoint["state_dict"].keys()
