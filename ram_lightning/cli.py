@@ -23,6 +23,7 @@ import sys
 import warnings
 from typing import List, Optional
 
+import ram_lightning.wandb_server  # noqa: F401  first: with WANDB_MODE=online it asks W&B while torch loads
 import pytorch_lightning as pl
 from jsonargparse import Namespace
 from jsonargparse._actions import _ActionPrintConfig

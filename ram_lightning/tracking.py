@@ -1,17 +1,20 @@
-"""Weights & Biases: online when it can be, offline (said once, in one line) when not; never a login prompt.
+"""Weights & Biases: online when it can be, offline (said once, in one line) when not; never a
+login prompt, never a 90-second hang.
 
-The configs log through Lightning's own ``WandbLogger``; this module only decides the mode
-before the logger's first ``wandb.init`` and records where the run's files are:
+The configs log through Lightning's own ``WandbLogger``; this module decides the mode before
+the logger's first ``wandb.init`` and records where the run's files are:
 
     configure_wandb(config.trainer.logger)   # in the CLI, before the classes are instantiated
     ensure_wandb_mode("runs/quickstart")     # the same decision without a config
 
 Decision (``ensure_wandb_mode``):
-    - ``WANDB_MODE`` already set (by the user): respected (``online`` without an API key is a
-      UserError rather than an interactive login prompt);
+    - ``WANDB_MODE`` already set (by the user): respected (``online`` without an API key, or
+      with a W&B server that does not answer within 2 s, is a UserError rather than a login
+      prompt or wandb's 90 s of retries ending in a ``CommError`` traceback);
     - no API key (``WANDB_API_KEY``, ``WANDB_IDENTITY_TOKEN_FILE``, or an entry for the W&B host
       in ``$NETRC`` / ``~/.netrc``): offline;
-    - the W&B host (``WANDB_BASE_URL``, default api.wandb.ai:443) not reachable in 1.5 s: offline;
+    - the W&B host (``WANDB_BASE_URL``, default api.wandb.ai:443) does not answer in 2 s
+      (``ram_lightning.wandb_server``): offline;
     - otherwise online.
 The decision is written to ``os.environ["WANDB_MODE"]``, so processes launched later (DDP
 workers) inherit it silently.
@@ -20,11 +23,9 @@ from __future__ import annotations
 
 import importlib
 import os
-import socket
 import sys
-import threading
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 import pytorch_lightning as pl
@@ -32,16 +33,11 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from ram_lightning.errors import UserError
+from ram_lightning.wandb_server import DEFAULT_BASE_URL, TIMEOUT, wandb_host, why_unreachable
 
-DEFAULT_BASE_URL = "https://api.wandb.ai"
 MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
+ANSWER_TIMEOUT = TIMEOUT  # seconds for the W&B server to answer: else offline, or with WANDB_MODE=online an error
 _announced = False  # the offline line is printed once per process
-
-
-def wandb_host() -> Tuple[str, int]:
-    """(host, port) of the W&B server: ``$WANDB_BASE_URL``, else api.wandb.ai:443."""
-    url = urlsplit(os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL)
-    return url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
 
 
 def has_api_key(host: str) -> bool:
@@ -67,73 +63,72 @@ def has_api_key(host: str) -> bool:
                         f"run `wandb login --relogin`, or set WANDB_MODE=offline") from None
 
 
-def can_reach(host: str, port: int, timeout: float = 1.5) -> bool:
-    """True if a TCP connection to host:port opens within ``timeout`` seconds (DNS included:
-    the attempt runs in a daemon thread, since name resolution ignores socket timeouts)."""
-    opened: List[bool] = []
-
-    def attempt() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            opened.append(True)
-        except Exception:  # OSError, socket.gaierror, socket.timeout, ...: no network
-            pass
-
-    thread = threading.Thread(target=attempt, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(opened)
-
-
 def offline_dir(save_dir: Optional[str] = None) -> str:
     """Where wandb writes offline runs for a logger with ``save_dir`` (its ``wandb/`` folder)."""
     root = save_dir or os.environ.get("WANDB_DIR") or "."
     return os.path.join(root, "wandb")
 
 
-def ensure_wandb_mode(save_dir: Optional[str] = None, announce: Optional[Callable[[str], None]] = None) -> str:
-    """Decide online / offline / disabled (see the module docstring), set ``WANDB_MODE``, return it.
-
-    Args:
-        save_dir: the WandbLogger's ``save_dir``, only to name the offline folder in the message.
-        announce: prints the one offline line (default: ``print`` to stderr on rank 0, once per process).
-
-    Raises:
-        UserError: ``WANDB_MODE`` is not a wandb mode, or is ``online`` with no API key.
-    """
+def _announce_offline(reason: str, save_dir: Optional[str], announce: Optional[Callable[[str], None]]) -> None:
+    """The one offline line, once per process, on rank 0."""
     global _announced
-    if os.environ.get("WANDB_MODE"):
-        return explicit_mode(os.environ["WANDB_MODE"], "WANDB_MODE")
-    host, port = wandb_host()
-    if not has_api_key(host):
-        reason = "no API key found"
-    elif not can_reach(host, port):
-        reason = f"{host}:{port} not reachable"
-    else:
-        os.environ["WANDB_MODE"] = "online"
-        return "online"
-    os.environ["WANDB_MODE"] = "offline"
     if not _announced and rank_zero_only.rank == 0:
         folder = offline_dir(save_dir)
         (announce or _print_stderr)(f"W&B: {reason}; logging offline to {folder} (upload later with: wandb sync {folder})")
         _announced = True
+
+
+def ensure_wandb_mode(save_dir: Optional[str] = None, announce: Optional[Callable[[str], None]] = None) -> str:
+    """Decide online / offline / disabled (see the module docstring), set ``WANDB_MODE``, return it.
+
+    Args:
+        save_dir: the WandbLogger's ``save_dir``, only to name the offline folder in the messages.
+        announce: prints the one offline line (default: ``print`` to stderr on rank 0, once per process).
+
+    Raises:
+        UserError: ``WANDB_MODE`` is not a wandb mode, or is ``online`` with no API key or no answer.
+    """
+    if os.environ.get("WANDB_MODE"):
+        return explicit_mode(os.environ["WANDB_MODE"], "WANDB_MODE", save_dir)
+    host, port = wandb_host()
+    if not has_api_key(host):
+        reason = "no API key found"
+    else:
+        problem = why_unreachable(host, port, ANSWER_TIMEOUT)
+        if problem is None:
+            os.environ["WANDB_MODE"] = "online"
+            return "online"
+        reason = f"{host}:{port} not reachable ({problem})"
+    os.environ["WANDB_MODE"] = "offline"
+    _announce_offline(reason, save_dir, announce)
     return "offline"
 
 
-def explicit_mode(value: str, where: str) -> str:
+def explicit_mode(value: str, where: str, save_dir: Optional[str] = None) -> str:
     """The W&B mode the user asked for (``value``, set in ``where``), checked.
 
     Raises:
-        UserError: not a W&B mode, or ``online`` with no API key (wandb would prompt for one).
+        UserError: not a W&B mode, or ``online`` with no API key (wandb would prompt for one),
+            or ``online`` with a W&B server that does not answer within ``ANSWER_TIMEOUT`` s
+            (wandb would retry for 90 s, then fail with a traceback).
     """
     mode = MODES.get(str(value).strip().lower())
     if mode is None:
         raise UserError(f"{where}={value!r} is not a W&B mode; use one of online, offline, disabled")
-    host, _ = wandb_host()
-    if mode == "online" and not has_api_key(host):
+    if mode != "online":
+        return mode
+    host, port = wandb_host()
+    if not has_api_key(host):
         raise UserError(
             f"{where}=online but no W&B API key for {host} (WANDB_API_KEY or ~/.netrc): run `wandb login`, "
             f"or unset {where} to log offline"
+        )
+    problem = why_unreachable(host, port, ANSWER_TIMEOUT)
+    if problem is not None:
+        folder = offline_dir(save_dir)
+        raise UserError(
+            f"W&B is unreachable at {host}:{port} ({problem}) and {where}=online asks for it; nothing was run. "
+            f"Log offline with {where}=offline (or unset it: ram then goes offline by itself) and upload later with: wandb sync {folder}"
         )
     return mode
 
@@ -174,11 +169,11 @@ def configure_wandb(logger_config: Any, announce: Optional[Callable[[str], None]
         if entry is None or isinstance(entry, bool) or not _is_wandb_logger(_get(entry, "class_path")):
             continue
         init_args = _get(entry, "init_args") or {}
+        save_dir = _get(init_args, "save_dir") or _get(init_args, "dir")
         if _get(init_args, "offline"):
             return "offline"
         if _get(init_args, "mode"):
-            return explicit_mode(_get(init_args, "mode"), "trainer.logger.init_args.mode")
-        save_dir = _get(init_args, "save_dir") or _get(init_args, "dir")
+            return explicit_mode(_get(init_args, "mode"), "trainer.logger.init_args.mode", save_dir)
         if save_dir:  # wandb looks for the git root from here, and warns when it does not exist yet
             Path(save_dir).mkdir(parents=True, exist_ok=True)
         return ensure_wandb_mode(save_dir, announce)
@@ -208,3 +203,4 @@ class WandbRunInfo(pl.Callback):
         if trainer.is_global_zero:
             for logger in loggers:
                 logger.experiment.config.update(info, allow_val_change=True)
+

@@ -1,5 +1,9 @@
 """W&B: the offline run of a tiny fit holds the metrics, hyperparameters and checkpoint folder;
-the online / offline decision; the periodic last.ckpt of the shipped configs' checkpointing."""
+the online / offline decision; the periodic last.ckpt of the shipped configs' checkpointing; an
+unreachable W&B server with WANDB_MODE=online is one line within seconds."""
+import contextlib
+import socket
+import subprocess
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -13,18 +17,28 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from ram_lightning import tracking
 from ram_lightning.errors import UserError
 from ram_lightning.glimpse_pictures import GlimpsePictures
-from ram_lightning.tracking import WandbRunInfo, can_reach, configure_wandb, ensure_wandb_mode
+from ram_lightning import wandb_server
+from ram_lightning.tracking import WandbRunInfo, configure_wandb, ensure_wandb_mode
+from ram_lightning.wandb_server import can_reach
 from tests.test_glimpse_pictures import fit_tiny
-from tests.wandb_records import read_offline_run
+from tests.test_wandb_server import closed_port, silent_listener
+from tests.tiny_run import RAM, subprocess_env
+from tests.wandb_records import finished_records, read_offline_run
 
 WANDB_VARIABLES = ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL", "WANDB_DIR")
+
+
+def without_wandb_variables(monkeypatch) -> None:
+    """No W&B variables, each restored (or removed again) after the test, whatever the code set."""
+    for name in WANDB_VARIABLES:
+        monkeypatch.setenv(name, "")  # recorded first: the undo restores the value before the test
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
     """No W&B variables, an empty netrc, and the offline line not yet printed in this process."""
-    for name in WANDB_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    without_wandb_variables(monkeypatch)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     monkeypatch.setattr(tracking, "_announced", False)
     monkeypatch.chdir(tmp_path)  # configure_wandb creates the W&B folder: here, not in the checkout
@@ -33,7 +47,7 @@ def clean_env(monkeypatch, tmp_path):
 
 def no_network_check(monkeypatch) -> list:
     calls = []
-    monkeypatch.setattr(tracking, "can_reach", lambda host, port, timeout=1.5: calls.append((host, port)) or False)
+    monkeypatch.setattr(tracking, "why_unreachable", lambda host, port, timeout=2.0: calls.append((host, port)) or "refused")
     return calls
 
 
@@ -51,6 +65,7 @@ class SeesLastCheckpoint(pl.Callback):
 def test_a_tiny_offline_run_records_metrics_hyperparameters_pictures_and_checkpoints(tmp_path, monkeypatch):
     import wandb
 
+    without_wandb_variables(monkeypatch)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.chdir(tmp_path)
     wandb_logger = WandbLogger(project="ram-lightning-test", name="tiny", save_dir=str(tmp_path / "wb"), log_model=True)
@@ -83,7 +98,6 @@ def test_a_tiny_offline_run_records_metrics_hyperparameters_pictures_and_checkpo
     assert expected <= logged, expected - logged
     (picture,) = run["summary"]["val/glimpses/filenames"]
     assert (run_dir / "files" / picture).is_file()
-    from tests.wandb_records import finished_records
 
     (run_file,) = run_dir.glob("run-*.wandb")
     artifacts = [r.artifact for r in finished_records(run_file) if r.WhichOneof("record_type") == "artifact"]
@@ -115,9 +129,9 @@ def test_a_key_in_netrc_and_no_network_goes_offline(clean_env, monkeypatch, caps
     def refuse(address, timeout=None):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(tracking.socket, "create_connection", refuse)
+    monkeypatch.setattr(wandb_server.socket, "create_connection", refuse)
     assert ensure_wandb_mode() == "offline"
-    assert "api.wandb.ai:443 not reachable; logging offline to ./wandb" in capsys.readouterr().err
+    assert "api.wandb.ai:443 not reachable (network unreachable); logging offline to ./wandb" in capsys.readouterr().err
 
 
 def test_the_key_lookup_is_wandbs_own_and_needs_no_network(clean_env, monkeypatch):
@@ -126,8 +140,8 @@ def test_the_key_lookup_is_wandbs_own_and_needs_no_network(clean_env, monkeypatc
     def refuse(*args, **kwargs):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(tracking.socket, "create_connection", refuse)
-    monkeypatch.setattr(tracking.socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
     netrc = clean_env / "netrc"
     assert not tracking.has_api_key("api.wandb.ai")  # no netrc file at all
     netrc.write_text("machine other.host\n  login user\n  password " + KEY + "\n")
@@ -145,12 +159,7 @@ def test_the_key_lookup_is_wandbs_own_and_needs_no_network(clean_env, monkeypatc
 
 def test_a_key_and_the_network_go_online_silently(clean_env, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef")
-
-    class Connection:
-        def close(self):
-            pass
-
-    monkeypatch.setattr(tracking.socket, "create_connection", lambda address, timeout=None: Connection())
+    monkeypatch.setattr(tracking, "why_unreachable", lambda host, port, timeout=2.0: None)  # it answers
     assert ensure_wandb_mode("runs/x") == "online" and tracking.os.environ["WANDB_MODE"] == "online"
     assert capsys.readouterr().err == ""
 
@@ -177,7 +186,7 @@ def test_a_slow_name_lookup_counts_as_no_network(monkeypatch):
         time.sleep(2)  # name resolution does not honour the socket timeout
         raise OSError("timed out")
 
-    monkeypatch.setattr(tracking.socket, "create_connection", slow_lookup)
+    monkeypatch.setattr(wandb_server.socket, "create_connection", slow_lookup)
     start = time.monotonic()
     assert not can_reach("api.wandb.ai", 443, timeout=0.2)
     assert time.monotonic() - start < 1.0
@@ -223,3 +232,55 @@ def test_every_shipped_config_logs_to_wandb_checkpoints_periodically_and_draws_g
     calls = no_network_check(monkeypatch)
     assert configure_wandb(trainer["logger"]) == "offline" and calls == []
     assert f"logging offline to runs/{csv_args['name']}/wandb" in capsys.readouterr().err
+
+
+def test_explicit_online_with_a_server_that_does_not_answer_is_an_error_not_a_hang(clean_env, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_API_KEY", KEY)
+    calls = no_network_check(monkeypatch)
+    with pytest.raises(UserError) as raised:
+        ensure_wandb_mode("runs/q")
+    assert str(raised.value) == (
+        "W&B is unreachable at api.wandb.ai:443 (refused) and WANDB_MODE=online asks for it; nothing was run. "
+        "Log offline with WANDB_MODE=offline (or unset it: ram then goes offline by itself) and upload later with: wandb sync runs/q/wandb"
+    )
+    assert calls == [("api.wandb.ai", 443)]
+
+
+def ram_env(home: Path, **variables: str) -> dict:
+    """The environment of a `ram` subprocess with ``home`` as HOME (no XDG folders, no W&B or
+    proxy variables but ``variables``): what wandb writes outside the run folder lands there."""
+    dropped = ("WANDB_", "XDG_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+    env = {name: value for name, value in subprocess_env().items() if not name.startswith(dropped)}
+    return {**env, "HOME": str(home), "NETRC": str(home / "netrc"), **variables}
+
+
+def tiny_wandb_config(root: Path, tiny_config, write_config) -> Path:
+    """The tiny config logging to CSV and W&B (checkpoints as artifacts), both in root/tiny."""
+    config = tiny_config(root)
+    config["trainer"]["logger"] = [config["trainer"]["logger"], {
+        "class_path": "pytorch_lightning.loggers.WandbLogger",
+        "init_args": {"project": "ram-test", "name": "tiny", "save_dir": str(root / "tiny"), "log_model": True}}]
+    return write_config(root, config)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["closed port", "silent listener"])
+def test_wandb_mode_online_with_an_unreachable_server_is_one_line_within_seconds(server, tmp_path, tiny_config, write_config):
+    config = tiny_wandb_config(tmp_path, tiny_config, write_config)
+    home = tmp_path / "home"
+    home.mkdir()
+    with (silent_listener() if server == "silent listener" else contextlib.nullcontext(closed_port())) as port:
+        env = ram_env(home, WANDB_MODE="online", WANDB_API_KEY="0123456789abcdef" * 2 + "01234567",
+                      WANDB_BASE_URL=f"http://127.0.0.1:{port}")
+        start = time.monotonic()
+        result = subprocess.run(RAM + ["fit", "--config", str(config)], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120)
+        seconds = time.monotonic() - start
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ram: error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    reason = "connection refused" if server == "closed port" else "no answer in 2 s"
+    assert errors[0].startswith(f"ram: error: W&B is unreachable at 127.0.0.1:{port} ({reason}) and WANDB_MODE=online asks for it;")
+    assert "nothing was run" in errors[0] and "WANDB_MODE=offline" in errors[0] and "wandb sync" in errors[0]
+    assert seconds < 10, f"{seconds:.1f} s to the error line"
+    assert not (tmp_path / "tiny" / "version_0").exists()  # nothing was run
