@@ -1,5 +1,5 @@
 """Weights & Biases: online when it can be, offline (said once, in one line) when not; never a
-login prompt, never a 90-second hang.
+login prompt, never a 90-second hang; every file of a run in the run's folder.
 
 The configs log through Lightning's own ``WandbLogger``; this module decides the mode before
 the logger's first ``wandb.init`` and records where the run's files are:
@@ -18,6 +18,12 @@ Decision (``ensure_wandb_mode``):
     - otherwise online.
 The decision is written to ``os.environ["WANDB_MODE"]``, so processes launched later (DDP
 workers) inherit it silently.
+
+``configure_wandb`` (the ``ram`` command) also points ``WANDB_DATA_DIR`` at the run's W&B
+folder (``<save_dir>/wandb``) and ``WANDB_CACHE_DIR`` at ``<save_dir>/wandb/cache``, unless the
+user set them (:func:`keep_wandb_files_in`), so that the staged copies of checkpoint artifacts
+(``<save_dir>/wandb/artifacts/staging``) and wandb-core's logs live in the run folder, not in
+``~/.local/share/wandb`` / ``~/.cache/wandb``.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 from urllib.parse import urlsplit
 
 import pytorch_lightning as pl
@@ -38,6 +44,7 @@ from ram_lightning.wandb_server import DEFAULT_BASE_URL, TIMEOUT, wandb_host, wh
 MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
 ANSWER_TIMEOUT = TIMEOUT  # seconds for the W&B server to answer: else offline, or with WANDB_MODE=online an error
 _announced = False  # the offline line is printed once per process
+_set_by_ram: Dict[str, str] = {}  # the W&B variables this process set (a later run may change them)
 
 
 def has_api_key(host: str) -> bool:
@@ -67,6 +74,33 @@ def offline_dir(save_dir: Optional[str] = None) -> str:
     """Where wandb writes offline runs for a logger with ``save_dir`` (its ``wandb/`` folder)."""
     root = save_dir or os.environ.get("WANDB_DIR") or "."
     return os.path.join(root, "wandb")
+
+
+def _set_unless_users(name: str, value: str) -> bool:
+    """Set ``$name`` to ``value`` unless the user set it (a value this process set earlier is not
+    the user's); True if set."""
+    current = os.environ.get(name)
+    if current and current != _set_by_ram.get(name):
+        return False
+    os.environ[name] = _set_by_ram[name] = value
+    return True
+
+
+def keep_wandb_files_in(folder: str) -> None:
+    """Keep the files wandb writes for a run beside the run, in ``folder`` (the run's W&B
+    folder, ``<save_dir>/wandb``), made absolute: ``WANDB_DATA_DIR`` = ``folder`` (wandb stages a
+    copy of every file added to an artifact in ``$WANDB_DATA_DIR/artifacts/staging``, by default
+    ``~/.local/share/wandb/...``) and ``WANDB_CACHE_DIR`` = ``folder/cache`` (wandb-core's debug
+    logs, and online the artifact cache; by default ``~/.cache/wandb``). A value the user set is
+    kept. Set before the first ``wandb.init`` of the process: wandb-core reads its cache folder
+    when it starts.
+
+    An offline run's records name the staged files by these absolute paths (wandb makes them
+    absolute): ``wandb sync`` of a copy finds its artifacts only at the same absolute path.
+    """
+    folder = os.path.abspath(folder)
+    _set_unless_users("WANDB_DATA_DIR", folder)
+    _set_unless_users("WANDB_CACHE_DIR", os.path.join(folder, "cache"))
 
 
 def _announce_offline(reason: str, save_dir: Optional[str], announce: Optional[Callable[[str], None]]) -> None:
@@ -153,7 +187,8 @@ def _is_wandb_logger(class_path: Any) -> bool:
 
 
 def configure_wandb(logger_config: Any, announce: Optional[Callable[[str], None]] = None) -> Optional[str]:
-    """``ensure_wandb_mode`` for the WandbLogger in a ``trainer.logger`` config, if there is one.
+    """For the WandbLogger in a ``trainer.logger`` config, if there is one: keep its files in
+    its folder (:func:`keep_wandb_files_in`) and decide the mode (:func:`ensure_wandb_mode`).
 
     Args:
         logger_config: ``trainer.logger`` as parsed (a ``{class_path, init_args}`` Namespace or
@@ -170,12 +205,13 @@ def configure_wandb(logger_config: Any, announce: Optional[Callable[[str], None]
             continue
         init_args = _get(entry, "init_args") or {}
         save_dir = _get(init_args, "save_dir") or _get(init_args, "dir")
+        if save_dir:  # wandb looks for the git root from here, and warns when it does not exist yet
+            Path(save_dir).mkdir(parents=True, exist_ok=True)
+        keep_wandb_files_in(offline_dir(save_dir))
         if _get(init_args, "offline"):
             return "offline"
         if _get(init_args, "mode"):
             return explicit_mode(_get(init_args, "mode"), "trainer.logger.init_args.mode", save_dir)
-        if save_dir:  # wandb looks for the git root from here, and warns when it does not exist yet
-            Path(save_dir).mkdir(parents=True, exist_ok=True)
         return ensure_wandb_mode(save_dir, announce)
     return None
 

@@ -1,7 +1,8 @@
 """W&B: the offline run of a tiny fit holds the metrics, hyperparameters and checkpoint folder;
-the online / offline decision; the periodic last.ckpt of the shipped configs' checkpointing; an
-unreachable W&B server with WANDB_MODE=online is one line within seconds."""
+the online / offline decision; the periodic last.ckpt of the shipped configs' checkpointing;
+a `ram fit` keeps W&B's files in its run folder; an unreachable W&B server with WANDB_MODE=online is one line within seconds."""
 import contextlib
+import os
 import socket
 import subprocess
 import time
@@ -25,7 +26,8 @@ from tests.test_wandb_server import closed_port, silent_listener
 from tests.tiny_run import RAM, subprocess_env
 from tests.wandb_records import finished_records, read_offline_run
 
-WANDB_VARIABLES = ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL", "WANDB_DIR")
+WANDB_VARIABLES = ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL", "WANDB_DIR",
+                   "WANDB_DATA_DIR", "WANDB_CACHE_DIR")
 
 
 def without_wandb_variables(monkeypatch) -> None:
@@ -33,6 +35,7 @@ def without_wandb_variables(monkeypatch) -> None:
     for name in WANDB_VARIABLES:
         monkeypatch.setenv(name, "")  # recorded first: the undo restores the value before the test
         monkeypatch.delenv(name)
+    monkeypatch.setattr(tracking, "_set_by_ram", {})
 
 
 @pytest.fixture
@@ -68,6 +71,7 @@ def test_a_tiny_offline_run_records_metrics_hyperparameters_pictures_and_checkpo
     without_wandb_variables(monkeypatch)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.chdir(tmp_path)
+    tracking.keep_wandb_files_in(str(tmp_path / "wb" / "wandb"))  # the artifacts' staged copies: in the run folder
     wandb_logger = WandbLogger(project="ram-lightning-test", name="tiny", save_dir=str(tmp_path / "wb"), log_model=True)
     spy = SeesLastCheckpoint()
     callbacks = [  # the shipped configs' checkpointing, with the period shortened from 500 to 2 steps
@@ -104,6 +108,8 @@ def test_a_tiny_offline_run_records_metrics_hyperparameters_pictures_and_checkpo
     assert artifacts and {a.type for a in artifacts} == {"model"}  # log_model: checkpoints as W&B artifacts
     logged_files = {entry.path for a in artifacts for entry in a.manifest.contents}
     assert logged_files == {"model.ckpt"}
+    staging = tmp_path / "wb" / "wandb" / "artifacts" / "staging"
+    assert all(Path(entry.local_path).parent == staging for a in artifacts for entry in a.manifest.contents)
     assert any("best" in a.aliases for a in artifacts)
 
 
@@ -247,6 +253,22 @@ def test_explicit_online_with_a_server_that_does_not_answer_is_an_error_not_a_ha
     assert calls == [("api.wandb.ai", 443)]
 
 
+def test_configure_wandb_keeps_wandbs_files_in_the_run_folder(clean_env, monkeypatch):
+    no_network_check(monkeypatch)
+    logger = {"class_path": "pytorch_lightning.loggers.WandbLogger", "init_args": {"save_dir": "runs/q"}}
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert configure_wandb(logger) == "offline"
+    folder = clean_env / "runs" / "q" / "wandb"
+    assert os.environ["WANDB_DATA_DIR"] == str(folder)  # wandb stages artifact files in <data dir>/artifacts/staging
+    assert os.environ["WANDB_CACHE_DIR"] == str(folder / "cache")
+    configure_wandb({**logger, "init_args": {"save_dir": "runs/r"}})  # the next run in this process: its own folder
+    assert os.environ["WANDB_DATA_DIR"] == str(clean_env / "runs" / "r" / "wandb")
+    monkeypatch.setenv("WANDB_DATA_DIR", "/elsewhere")  # the user's own choice is kept
+    configure_wandb(logger)
+    assert os.environ["WANDB_DATA_DIR"] == "/elsewhere"
+    assert os.environ["WANDB_CACHE_DIR"] == str(folder / "cache")
+
+
 def ram_env(home: Path, **variables: str) -> dict:
     """The environment of a `ram` subprocess with ``home`` as HOME (no XDG folders, no W&B or
     proxy variables but ``variables``): what wandb writes outside the run folder lands there."""
@@ -262,6 +284,35 @@ def tiny_wandb_config(root: Path, tiny_config, write_config) -> Path:
         "class_path": "pytorch_lightning.loggers.WandbLogger",
         "init_args": {"project": "ram-test", "name": "tiny", "save_dir": str(root / "tiny"), "log_model": True}}]
     return write_config(root, config)
+
+
+@pytest.fixture(scope="module")
+def offline_fit(tmp_path_factory, tiny_config, write_config):
+    """One `ram fit` of the tiny config with W&B and no API key (so offline), HOME an empty folder."""
+    root = tmp_path_factory.mktemp("offline_fit")
+    home = root / "home"
+    home.mkdir()
+    config = tiny_wandb_config(root, tiny_config, write_config)
+    result = subprocess.run(RAM + ["fit", "--config", str(config)], cwd=root, env=ram_env(home),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, home, result
+
+
+@pytest.mark.slow
+def test_an_offline_fit_keeps_every_wandb_file_in_its_run_folder(offline_fit):
+    root, home, _ = offline_fit
+    folder = root / "tiny" / "wandb"
+    assert not [str(path) for path in home.rglob("*") if "wandb" in path.name.lower()]  # ~/.local/share/wandb, ~/.cache/wandb
+    (run_file,) = folder.glob("offline-run-*/run-*.wandb")
+    entries = [entry for record in finished_records(run_file) if record.WhichOneof("record_type") == "artifact"
+               for entry in record.artifact.manifest.contents]
+    assert len(entries) == 2  # the best and the last checkpoint, each staged as a copy for `wandb sync`
+    for entry in entries:
+        staged = Path(entry.local_path)
+        assert staged.is_absolute() and staged.parent == folder / "artifacts" / "staging"  # absolute: wandb's own choice
+        assert staged.stat().st_size == entry.size
+    assert list((folder / "cache").rglob("core-debug-*.log"))  # wandb-core's own log: beside the run too
 
 
 @pytest.mark.slow
