@@ -5,6 +5,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import threading
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -315,23 +316,48 @@ def test_an_offline_fit_keeps_every_wandb_file_in_its_run_folder(offline_fit):
     assert list((folder / "cache").rglob("core-debug-*.log"))  # wandb-core's own log: beside the run too
 
 
+def timed_lines(command: list, timeout: float, **kwargs) -> tuple:
+    """Run ``command``; (exit status, [(seconds since start, stderr line), ...]). Killed after ``timeout`` s."""
+    lines = []
+    start = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kwargs)
+
+    def read() -> None:
+        for line in process.stderr:
+            lines.append((time.monotonic() - start, line.rstrip("\n")))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        status = process.wait(timeout=timeout)
+    finally:
+        process.kill()
+    reader.join(5)
+    return status, lines
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("server", ["closed port", "silent listener"])
 def test_wandb_mode_online_with_an_unreachable_server_is_one_line_within_seconds(server, tmp_path, tiny_config, write_config):
+    """The W&B check costs at most its 2 s timeout, and overlaps with torch's import: the error
+    line comes 4.6 s (closed port) / 4.9 s (silent listener) after the start on an idle 2-core
+    machine, 10 s under a load of 4, where Python and torch alone took that long; the run
+    used to hang 104 s, then print a CommError traceback. What the test can hold on any
+    machine: the error line follows the line before the check ("Seed set to") within 3 s."""
     config = tiny_wandb_config(tmp_path, tiny_config, write_config)
     home = tmp_path / "home"
     home.mkdir()
     with (silent_listener() if server == "silent listener" else contextlib.nullcontext(closed_port())) as port:
         env = ram_env(home, WANDB_MODE="online", WANDB_API_KEY="0123456789abcdef" * 2 + "01234567",
                       WANDB_BASE_URL=f"http://127.0.0.1:{port}")
-        start = time.monotonic()
-        result = subprocess.run(RAM + ["fit", "--config", str(config)], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=120)
-        seconds = time.monotonic() - start
-    errors = [line for line in result.stderr.splitlines() if line.startswith("ram: error:")]
-    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        status, lines = timed_lines(RAM + ["fit", "--config", str(config)], timeout=60, cwd=tmp_path, env=env)
+    text = "\n".join(line for _, line in lines)
+    errors = [(seconds, line) for seconds, line in lines if line.startswith("ram: error:")]
+    assert status == 2 and len(errors) == 1 and "Traceback" not in text, text[-3000:]
+    (seconds, error), = errors
     reason = "connection refused" if server == "closed port" else "no answer in 2 s"
-    assert errors[0].startswith(f"ram: error: W&B is unreachable at 127.0.0.1:{port} ({reason}) and WANDB_MODE=online asks for it;")
-    assert "nothing was run" in errors[0] and "WANDB_MODE=offline" in errors[0] and "wandb sync" in errors[0]
-    assert seconds < 10, f"{seconds:.1f} s to the error line"
+    assert error.startswith(f"ram: error: W&B is unreachable at 127.0.0.1:{port} ({reason}) and WANDB_MODE=online asks for it;")
+    assert "nothing was run" in error and "WANDB_MODE=offline" in error and "wandb sync" in error
+    (seeded,) = [at for at, line in lines if line.startswith("Seed set to")]
+    assert seconds - seeded < 3, f"the W&B check took {seconds - seeded:.1f} s ({seconds:.1f} s from the start)"
     assert not (tmp_path / "tiny" / "version_0").exists()  # nothing was run
