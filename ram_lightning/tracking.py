@@ -19,11 +19,15 @@ Decision (``ensure_wandb_mode``):
 The decision is written to ``os.environ["WANDB_MODE"]``, so processes launched later (DDP
 workers) inherit it silently.
 
-``configure_wandb`` (the ``ram`` command) also points ``WANDB_DATA_DIR`` at the run's W&B
-folder (``<save_dir>/wandb``) and ``WANDB_CACHE_DIR`` at ``<save_dir>/wandb/cache``, unless the
-user set them (:func:`keep_wandb_files_in`), so that the staged copies of checkpoint artifacts
-(``<save_dir>/wandb/artifacts/staging``) and wandb-core's logs live in the run folder, not in
-``~/.local/share/wandb`` / ``~/.cache/wandb``.
+``configure_wandb`` (the ``ram`` command) also, unless the user set them:
+    - points ``WANDB_DATA_DIR`` at the run's W&B folder (``<save_dir>/wandb``) and
+      ``WANDB_CACHE_DIR`` at ``<save_dir>/wandb/cache`` (:func:`keep_wandb_files_in`), so that
+      the staged copies of checkpoint artifacts (``<save_dir>/wandb/artifacts/staging``) and
+      wandb-core's logs live in the run folder, not in ``~/.local/share/wandb`` / ``~/.cache/wandb``;
+    - sets ``WANDB_SHOW_INFO=false``: wandb's own start and end lines (version, "syncing is set to
+      offline", "Run data is saved locally in", "You can sync this run", the summary) go; its
+      warnings and errors stay. ``ram`` says instead, once: the offline line above, or for an
+      online run its URL (:class:`WandbRunLine`).
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Set
 from urllib.parse import urlsplit
 
 import pytorch_lightning as pl
@@ -101,6 +105,12 @@ def keep_wandb_files_in(folder: str) -> None:
     folder = os.path.abspath(folder)
     _set_unless_users("WANDB_DATA_DIR", folder)
     _set_unless_users("WANDB_CACHE_DIR", os.path.join(folder, "cache"))
+
+
+def quiet_wandb() -> None:
+    """``WANDB_SHOW_INFO=false`` unless the user set it: wandb's informational lines go, its
+    warnings and errors stay (``ram`` says where the run is itself)."""
+    _set_unless_users("WANDB_SHOW_INFO", "false")
 
 
 def _announce_offline(reason: str, save_dir: Optional[str], announce: Optional[Callable[[str], None]]) -> None:
@@ -188,7 +198,9 @@ def _is_wandb_logger(class_path: Any) -> bool:
 
 def configure_wandb(logger_config: Any, announce: Optional[Callable[[str], None]] = None) -> Optional[str]:
     """For the WandbLogger in a ``trainer.logger`` config, if there is one: keep its files in
-    its folder (:func:`keep_wandb_files_in`) and decide the mode (:func:`ensure_wandb_mode`).
+    its folder (:func:`keep_wandb_files_in`), quiet wandb's own lines (:func:`quiet_wandb`) and
+    decide the mode (:func:`ensure_wandb_mode`). Since wandb no longer says so itself, an offline
+    mode the user chose is said in the one offline line too.
 
     Args:
         logger_config: ``trainer.logger`` as parsed (a ``{class_path, init_args}`` Namespace or
@@ -208,11 +220,20 @@ def configure_wandb(logger_config: Any, announce: Optional[Callable[[str], None]
         if save_dir:  # wandb looks for the git root from here, and warns when it does not exist yet
             Path(save_dir).mkdir(parents=True, exist_ok=True)
         keep_wandb_files_in(offline_dir(save_dir))
+        quiet_wandb()
         if _get(init_args, "offline"):
-            return "offline"
-        if _get(init_args, "mode"):
-            return explicit_mode(_get(init_args, "mode"), "trainer.logger.init_args.mode", save_dir)
-        return ensure_wandb_mode(save_dir, announce)
+            mode, where = "offline", "trainer.logger.init_args.offline=true"
+        elif _get(init_args, "mode"):
+            value = _get(init_args, "mode")
+            mode, where = explicit_mode(value, "trainer.logger.init_args.mode", save_dir), f"trainer.logger.init_args.mode={value}"
+        elif os.environ.get("WANDB_MODE"):
+            value = os.environ["WANDB_MODE"]
+            mode, where = explicit_mode(value, "WANDB_MODE", save_dir), f"WANDB_MODE={value}"
+        else:
+            return ensure_wandb_mode(save_dir, announce)
+        if mode == "offline":
+            _announce_offline(where, save_dir, announce)
+        return mode
     return None
 
 
@@ -240,3 +261,43 @@ class WandbRunInfo(pl.Callback):
             for logger in loggers:
                 logger.experiment.config.update(info, allow_val_change=True)
 
+
+def drop_default_anonymous(loggers: Any) -> None:
+    """Drop the ``anonymous=None`` that Lightning's WandbLogger always passes to ``wandb.init``
+    (wandb 0.31 answers any value with "WARNING The anonymous setting has no effect"); an
+    ``anonymous`` the config set is kept, and so is wandb's warning about it."""
+    for logger in loggers or []:
+        init = getattr(logger, "_wandb_init", None) if isinstance(logger, WandbLogger) else None
+        if isinstance(init, dict) and "anonymous" in init and init["anonymous"] is None:
+            del init["anonymous"]
+
+
+def finish_wandb(exit_code: int = 0) -> None:
+    """Finish this process's active W&B run, if any. Left to the end of the process, wandb-core
+    finishes it and prints its own end lines ("You can sync this run ...") even with
+    ``WANDB_SHOW_INFO=false``; finished here, it prints only warnings and errors. A failure to
+    finish is said in one line (it must not replace the line of the error that ended the run)."""
+    wandb = sys.modules.get("wandb")  # never imported: no run
+    run = getattr(wandb, "run", None) if wandb is not None else None
+    if run is not None:
+        try:
+            run.finish(exit_code=exit_code)
+        except Exception as error:
+            _print_stderr(f"W&B: could not finish run {run.id}: {type(error).__name__}: {error}")
+
+
+class WandbRunLine(pl.Callback):
+    """Says once per run, on rank 0, where an online W&B run is: ``W&B: logging online to <url>``
+    (the ``ram`` command quiets wandb's own lines; an offline run was said before it started)."""
+
+    _said: Set[str] = set()  # run ids said in this process (fit, then test, set up twice)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            run = logger.experiment if isinstance(logger, WandbLogger) else None  # created by Lightning already
+            if run is None or getattr(run, "offline", True) or getattr(run, "disabled", True) or run.id in self._said:
+                continue
+            self._said.add(run.id)
+            print(f"W&B: logging online to {run.url}", file=sys.stderr, flush=True)

@@ -1,6 +1,7 @@
 """W&B: the offline run of a tiny fit holds the metrics, hyperparameters and checkpoint folder;
 the online / offline decision; the periodic last.ckpt of the shipped configs' checkpointing;
-a `ram fit` keeps W&B's files in its run folder; an unreachable W&B server with WANDB_MODE=online is one line within seconds."""
+a `ram fit` keeps W&B's files in its run folder and says where they are in one line; an
+unreachable W&B server with WANDB_MODE=online is one line within seconds."""
 import contextlib
 import os
 import socket
@@ -20,7 +21,7 @@ from ram_lightning import tracking
 from ram_lightning.errors import UserError
 from ram_lightning.glimpse_pictures import GlimpsePictures
 from ram_lightning import wandb_server
-from ram_lightning.tracking import WandbRunInfo, configure_wandb, ensure_wandb_mode
+from ram_lightning.tracking import WandbRunInfo, WandbRunLine, configure_wandb, ensure_wandb_mode
 from ram_lightning.wandb_server import can_reach
 from tests.test_glimpse_pictures import fit_tiny
 from tests.test_wandb_server import closed_port, silent_listener
@@ -28,7 +29,7 @@ from tests.tiny_run import RAM, subprocess_env
 from tests.wandb_records import finished_records, read_offline_run
 
 WANDB_VARIABLES = ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL", "WANDB_DIR",
-                   "WANDB_DATA_DIR", "WANDB_CACHE_DIR")
+                   "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_SHOW_INFO")
 
 
 def without_wandb_variables(monkeypatch) -> None:
@@ -254,20 +255,40 @@ def test_explicit_online_with_a_server_that_does_not_answer_is_an_error_not_a_ha
     assert calls == [("api.wandb.ai", 443)]
 
 
-def test_configure_wandb_keeps_wandbs_files_in_the_run_folder(clean_env, monkeypatch):
+def test_configure_wandb_keeps_wandbs_files_in_the_run_folder_and_quiets_wandb(clean_env, monkeypatch, capsys):
     no_network_check(monkeypatch)
     logger = {"class_path": "pytorch_lightning.loggers.WandbLogger", "init_args": {"save_dir": "runs/q"}}
-    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_MODE", "offline")  # chosen by the user: said too, since wandb no longer says it
     assert configure_wandb(logger) == "offline"
     folder = clean_env / "runs" / "q" / "wandb"
     assert os.environ["WANDB_DATA_DIR"] == str(folder)  # wandb stages artifact files in <data dir>/artifacts/staging
     assert os.environ["WANDB_CACHE_DIR"] == str(folder / "cache")
+    assert os.environ["WANDB_SHOW_INFO"] == "false"
+    assert capsys.readouterr().err == (
+        "W&B: WANDB_MODE=offline; logging offline to runs/q/wandb (upload later with: wandb sync runs/q/wandb)\n")
     configure_wandb({**logger, "init_args": {"save_dir": "runs/r"}})  # the next run in this process: its own folder
     assert os.environ["WANDB_DATA_DIR"] == str(clean_env / "runs" / "r" / "wandb")
     monkeypatch.setenv("WANDB_DATA_DIR", "/elsewhere")  # the user's own choice is kept
+    monkeypatch.setenv("WANDB_SHOW_INFO", "true")
     configure_wandb(logger)
-    assert os.environ["WANDB_DATA_DIR"] == "/elsewhere"
+    assert os.environ["WANDB_DATA_DIR"] == "/elsewhere" and os.environ["WANDB_SHOW_INFO"] == "true"
     assert os.environ["WANDB_CACHE_DIR"] == str(folder / "cache")
+
+
+def test_an_online_run_is_said_once_with_its_url(monkeypatch, capsys):
+    class Run:
+        offline, disabled, id, url = False, False, "abc123", "https://wandb.ai/me/ram-lightning/runs/abc123"
+
+    class OfflineRun(Run):
+        offline, id = True, "off456"
+
+    monkeypatch.setattr(WandbRunLine, "_said", set())
+    callback = WandbRunLine()
+    for run in (Run(), OfflineRun()):
+        trainer = Namespace(is_global_zero=True, loggers=[CSVLogger("unused"), WandbLogger(experiment=run)])
+        callback.setup(trainer, None, "fit")
+        callback.setup(trainer, None, "test")  # `ram fit` tests after fitting: the same run
+    assert capsys.readouterr().err == "W&B: logging online to https://wandb.ai/me/ram-lightning/runs/abc123\n"
 
 
 def ram_env(home: Path, **variables: str) -> dict:
@@ -300,6 +321,12 @@ def offline_fit(tmp_path_factory, tiny_config, write_config):
     return root, home, result
 
 
+def unstyled_lines(text: str) -> list:
+    import re
+
+    return [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in text.splitlines()]
+
+
 @pytest.mark.slow
 def test_an_offline_fit_keeps_every_wandb_file_in_its_run_folder(offline_fit):
     root, home, _ = offline_fit
@@ -314,6 +341,31 @@ def test_an_offline_fit_keeps_every_wandb_file_in_its_run_folder(offline_fit):
         assert staged.is_absolute() and staged.parent == folder / "artifacts" / "staging"  # absolute: wandb's own choice
         assert staged.stat().st_size == entry.size
     assert list((folder / "cache").rglob("core-debug-*.log"))  # wandb-core's own log: beside the run too
+
+
+@pytest.mark.slow
+def test_an_offline_fit_says_where_its_wandb_run_is_in_one_line(offline_fit):
+    root, _, result = offline_fit
+    lines = unstyled_lines(result.stdout) + unstyled_lines(result.stderr)
+    assert not [line for line in lines if line.startswith("wandb:")]  # no banner, no end lines, no summary
+    folder = root / "tiny" / "wandb"
+    assert [line for line in lines if "W&B" in line or "wandb" in line] == [
+        f"W&B: no API key found; logging offline to {folder} (upload later with: wandb sync {folder})"]
+
+
+@pytest.mark.slow
+def test_quieted_wandb_still_says_its_warnings(tmp_path, tiny_config, write_config):
+    config = tiny_wandb_config(tmp_path, tiny_config, write_config)
+    home = tmp_path / "home"
+    home.mkdir()
+    result = subprocess.run(RAM + ["fit", "--config", str(config), "--trainer.logger.init_args.anonymous", "true",
+                                   "--trainer.max_steps", "1", "--test_after_fit", "false"],
+                            cwd=tmp_path, env=ram_env(home, WANDB_MODE="offline"), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = unstyled_lines(result.stdout) + unstyled_lines(result.stderr)
+    # anonymous set by the config: wandb's warning about it stays (the None Lightning passes by default is dropped)
+    assert [line for line in lines if line.startswith("wandb:")] == [
+        "wandb: WARNING The anonymous setting has no effect and will be removed in a future version."]
 
 
 def timed_lines(command: list, timeout: float, **kwargs) -> tuple:
