@@ -391,10 +391,10 @@ def timed_lines(command: list, timeout: float, **kwargs) -> tuple:
 @pytest.mark.slow
 @pytest.mark.parametrize("server", ["closed port", "silent listener"])
 def test_wandb_mode_online_with_an_unreachable_server_is_one_line_within_seconds(server, tmp_path, tiny_config, write_config):
-    """The W&B check costs at most its 2 s timeout, and overlaps with torch's import: the error
-    line comes 4.6 s (closed port) / 4.9 s (silent listener) after the start on an idle 2-core
-    machine, 10 s under a load of 4, where Python and torch alone took that long; the run
-    used to hang 104 s, then print a CommError traceback. What the test can hold on any
+    """The W&B check costs at most its 2 s timeout, and overlaps with torch's import: on the
+    shared 2-core machine where this was written the error line came 3.6-4.9 s after the start
+    at a load of 1-2, 6-10 s at a load of 4 (Python and torch starting took nearly all of it);
+    the run used to hang 106 s, then print a CommError traceback. What the test can hold on any
     machine: the error line follows the line before the check ("Seed set to") within 3 s."""
     config = tiny_wandb_config(tmp_path, tiny_config, write_config)
     home = tmp_path / "home"
