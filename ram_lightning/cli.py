@@ -13,8 +13,10 @@ plug-ins installed under the ``ram_lightning.estimators`` entry-point group are 
 
 Every Trainer gets ``SafeCheckpointIO`` (weights-only loads, atomic saves) and the callbacks
 ``RunRecord`` (where the run logs, kept in its checkpoints), ``SaveOnSignal`` (SIGINT / SIGTERM
-save a resumable checkpoint) and ``JsonLinesWriter`` (``ram predict`` output). User mistakes
-end in one line ``ram: error: ...`` (``ram_lightning.user_errors``).
+save a resumable checkpoint), ``JsonLinesWriter`` (``ram predict`` output) and ``WandbRunLine``
+(the URL of an online W&B run, in one line: wandb's own lines are quieted, see
+``ram_lightning.tracking``). User mistakes end in one line ``ram: error: ...``
+(``ram_lightning.user_errors``).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import sys
 import warnings
 from typing import List, Optional
 
+import ram_lightning.wandb_server  # noqa: F401  first: with WANDB_MODE=online it asks W&B while torch loads
 import pytorch_lightning as pl
 from jsonargparse import Namespace
 from jsonargparse._actions import _ActionPrintConfig
@@ -46,7 +49,7 @@ from ram_lightning.run_defaults import DEFAULTS_FILE, fill_run_defaults
 from ram_lightning.run_folders import claim_version_folders, release_empty
 from ram_lightning.run_record import RunRecord, apply_run_record, continue_csv_logs, read_run_record
 from ram_lightning.saved_config import KeepingSaveConfig
-from ram_lightning.tracking import configure_wandb
+from ram_lightning.tracking import WandbRunLine, configure_wandb, drop_default_anonymous, finish_wandb
 from ram_lightning.user_errors import as_user_error, check_config_files, trainer_option_error
 
 # The end of `ram <subcommand> --help`: where the model's, data's and estimator's options are.
@@ -165,6 +168,8 @@ class RamCLI(LightningCLI):
             check_linked_hparams(*self.ckpt_hparams, self.model.hparams)
         if getattr(self, "run_record", None) and getattr(self, "trainer", None) is not None:
             continue_csv_logs(self.trainer.loggers)
+        if getattr(self, "trainer", None) is not None:
+            drop_default_anonymous(self.trainer.loggers)
 
     def _warn_without_checkpoint(self) -> None:
         if not self.config_dump_value("ckpt_path"):
@@ -232,7 +237,8 @@ def _build_cli(args: Optional[List[str]], run: bool, on_signal: SaveOnSignal) ->
                        **{sub: {"default_config_files": [str(DEFAULTS_FILE)], "epilog": HELP_EPILOG.format(sub=sub)}
                           for sub in LightningCLI.subcommands()}},
         # appended to the config's callbacks
-        trainer_defaults={"callbacks": [RankSeeds(), RunRecord(), on_signal, JsonLinesWriter(announce=False), NoValidationYet()]},
+        trainer_defaults={"callbacks": [RankSeeds(), RunRecord(), on_signal, JsonLinesWriter(announce=False), NoValidationYet(),
+                                        WandbRunLine()]},
     )
 
 
@@ -243,19 +249,24 @@ def find_user_error(error: BaseException) -> Optional[Exception]:
 
 def main(args: Optional[List[str]] = None) -> None:
     """Entry point of the ``ram`` console script; user mistakes (exit 2) and diverged training
-    (exit 1) print one line, no traceback."""
+    (exit 1) print one line, no traceback. The W&B run is finished here, not left to wandb-core
+    at exit (which prints its own end lines then, whatever ``WANDB_SHOW_INFO`` says)."""
     on_signal = SaveOnSignal(args)
     UserError.last = None
     try:
         check_config_files(sys.argv[1:] if args is None else args)
         build_cli(args, on_signal=on_signal)
+        finish_wandb(0)
     except SIGTERMException:  # SIGINT or SIGTERM: the checkpoint is saved and the line printed
+        finish_wandb(on_signal.exit_status)
         raise SystemExit(on_signal.exit_status) from None
     except SystemExit as stop:
         if on_signal.signal is not None and stop.code == 1:  # Lightning's exit after a second Ctrl-C (line printed)
+            finish_wandb(on_signal.exit_status)
             raise SystemExit(on_signal.exit_status) from None
         raise
     except Exception as error:
+        finish_wandb(1)  # before the error line, so that it stays the last line
         user_error = find_user_error(error)
         if user_error is None:
             raise
