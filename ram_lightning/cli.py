@@ -149,9 +149,9 @@ class RamCLI(LightningCLI):
             for message in ("The dirpath has changed from", "Experiment logs directory .* exists and is not empty",
                             "Checkpoint directory .* exists and is not empty"):
                 warnings.filterwarnings("ignore", message=message)
-        self._claimed = claim_version_folders(logger)  # before the loggers exist: two runs never share one
         self._wandb_lines: List[str] = []  # said after the Data line (instantiate_classes)
         configure_wandb(logger, announce=self._wandb_lines.append)
+        self._claimed = claim_version_folders(logger)  # before the loggers exist: two runs never share one
 
     def instantiate_classes(self) -> None:
         try:
