@@ -1,25 +1,29 @@
 """Throughput benchmark of the attention model: training step in 32-bit and bf16-mixed, glimpse
 sensor, FLOP/s, memory, and the captioner's step.
 
-Run from the repository root (about 3 minutes on 2 idle CPU cores)::
+Run from the repository root (about 3 minutes on 2 idle CPU cores, plus a minute or two to
+compile each of the six compiled steps)::
 
     python -m benchmarks.throughput
-    python -m benchmarks.throughput --device cuda --repeats 30 --json throughput.json
+    python -m benchmarks.throughput --steps-only               # the step timings and ratio lines only
+    python -m benchmarks.throughput --device cuda --repeats 30 --json throughput.json   # + CUDA-graphed steps
     python -m benchmarks.throughput --samples 5 --profile      # + torch.profiler top ops of each precision
 
 Options: ``--device cpu|cuda``, ``--repeats N`` (timed rounds, default 15), ``--warmup N``
 (default 2), ``--batch-size B`` (default 128), ``--samples K [K ...]`` (default 1 5),
 ``--threads N`` (``torch.set_num_threads``), ``--json PATH``, ``--profile``, ``--no-passive``
 (skip the second timing under ``OMP_WAIT_POLICY=PASSIVE``), ``--steps-only`` (only the step
-timings; what the PASSIVE subprocess runs).
+timings; what the PASSIVE subprocess runs, eagerly), ``--no-compile`` (eager steps only).
 
 Setting: the ``AttentionClassifier`` defaults (``benchmarks.training_steps``) -- B = 128
 single-channel 60 x 60 images, N = 6 glimpses, a 12 x 12 retina with 3 patches, LSTM hidden
 size 256, 10 classes, ``reinforce`` with its learned baseline -- for each K. Printed:
 
-1. Training step (``benchmarks.training_steps``: sample_terms + estimator loss + backward +
-   Adam step), 32-bit and bf16-mixed timed interleaved in the same process (medians), and the
-   lines ``bf16-mixed vs 32-bit step, K=k: N.NNx``. The main figures are in the environment the
+1. Training step (``benchmarks.training_steps``: the model's training forward + backward +
+   Adam step), 32-bit and bf16-mixed, eager and compiled (the model option ``compile``), timed
+   interleaved in the same process (medians), and the lines ``bf16-mixed vs 32-bit step, K=k:
+   N.NNx``, ``compiled 32-true vs eager 32-true step, K=k: N.NNx`` and ``compiled bf16-mixed vs
+   eager 32-true step, K=k: N.NNx``, with each compiled step's compile time (its first call). The main figures are in the environment the
    benchmark was started in (OpenMP's default spin-waiting unless OMP_WAIT_POLICY is set); the
    same steps are then timed in a subprocess with ``OMP_WAIT_POLICY=PASSIVE``, which is slower
    on an idle machine and faster when another process competes for the cores.
@@ -54,7 +58,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 _PROCESS_START = time.perf_counter()
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +71,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from benchmarks.sensor_peer import check_sensor_matches_peer, peer_batched_pool_glimpses, peer_loop_glimpses  # noqa: E402
 from benchmarks.step_costs import (  # noqa: E402
     GemmRecorder,
+    synchronize,
     analytic_forward_flops,
     gemm_replay,
     peak_step_memory,
@@ -74,7 +79,16 @@ from benchmarks.step_costs import (  # noqa: E402
     resident_bytes,
 )
 from benchmarks.throughput_report import format_report, ratio_lines  # noqa: E402
-from benchmarks.training_steps import CLASSIFIER, PRECISIONS, SEED, autocast, captioner_step, classifier_step, time_interleaved  # noqa: E402
+from benchmarks.training_steps import (  # noqa: E402
+    CLASSIFIER,
+    PRECISIONS,
+    SEED,
+    autocast,
+    captioner_step,
+    classifier_step,
+    step_variants,
+    time_interleaved,
+)
 from ram_lightning.core import GlimpseSensor, image_pyramid  # noqa: E402
 from ram_lightning.precision_choice import cpu_bf16_unit  # noqa: E402
 
@@ -87,17 +101,35 @@ def median_ms(times: Sequence[float]) -> float:
     return 1e3 * statistics.median(times)
 
 
-def time_steps(num_samples: int, args: argparse.Namespace, device: torch.device) -> Dict[str, object]:
-    """Both precisions' classifier steps for K = ``num_samples``, interleaved: {precision: [s, ...]}."""
-    steps = {p: classifier_step(num_samples, args.batch_size, device, p)[3] for p in PRECISIONS}
-    return time_interleaved(steps, device, args.warmup, args.repeats)
+def first_calls(steps: Dict[str, Callable[[], object]], device: torch.device) -> Dict[str, float]:
+    """Seconds of the first call of each compiled step (compiling its forward and backward graphs)."""
+    seconds = {}
+    for name, step in steps.items():
+        if name.startswith(("compiled", "CUDA-graphed")):
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            seconds[name] = time.perf_counter() - start
+    return seconds
 
 
-def time_captioner(args: argparse.Namespace, device: torch.device) -> Dict[str, List[float]]:
-    steps = {p: captioner_step(CAPTION_SAMPLES, CAPTION_BATCH, device, p)[3] for p in PRECISIONS}
+def time_steps(num_samples: int, args: argparse.Namespace, device: torch.device) -> Tuple[Dict[str, List[float]], Dict[str, float]]:
+    """Every variant's classifier step for K = ``num_samples``, interleaved: ({variant: [s, ...]},
+    {compiled variant: seconds of its first call})."""
+    steps = {name: classifier_step(num_samples, args.batch_size, device, precision, compile)[3]
+             for name, (precision, compile) in step_variants(device, args.compile).items()}
+    compile_s = first_calls(steps, device)
+    return time_interleaved(steps, device, args.warmup, args.repeats), compile_s
+
+
+def time_captioner(args: argparse.Namespace, device: torch.device) -> Tuple[Dict[str, List[float]], Dict[str, float]]:
+    steps = {name: captioner_step(CAPTION_SAMPLES, CAPTION_BATCH, device, precision, compile)[3]
+             for name, (precision, compile) in step_variants(device, args.compile).items()}
+    compile_s = first_calls(steps, device)
     if args.emulated_bf16:
-        return time_interleaved(steps, device, 0, 1)
-    return time_interleaved(steps, device, args.warmup, max(3, args.repeats // 3))
+        return time_interleaved(steps, device, 0, 1), compile_s
+    return time_interleaved(steps, device, args.warmup, max(3, args.repeats // 3)), compile_s
 
 
 def step_costs(num_samples: int, precision: str, args: argparse.Namespace, device: torch.device) -> Dict[str, object]:
@@ -109,7 +141,7 @@ def step_costs(num_samples: int, precision: str, args: argparse.Namespace, devic
         step()
     images, targets = batch
     with autocast(precision, device):
-        forward = analytic_forward_flops(model, lambda: model.run_estimator(model.sample_terms(images, targets, num_samples)[0]).loss)
+        forward = analytic_forward_flops(model, lambda: model.training_forward((images, targets))[0].loss)
     recorder = GemmRecorder()
     with recorder:
         step()
@@ -168,7 +200,7 @@ def passive_timings(args: argparse.Namespace) -> Optional[dict]:
     """The step timings of a subprocess run with OMP_WAIT_POLICY=PASSIVE (None if it failed)."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "passive.json"
-        command = [sys.executable, "-m", "benchmarks.throughput", "--steps-only", "--no-passive", "--json", str(out),
+        command = [sys.executable, "-m", "benchmarks.throughput", "--steps-only", "--no-passive", "--no-compile", "--json", str(out),
                    "--device", args.device, "--repeats", str(args.repeats), "--warmup", str(args.warmup),
                    "--batch-size", str(args.batch_size), "--samples", *map(str, args.samples)]
         if args.threads is not None:
@@ -193,6 +225,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="torch.profiler top ops of one step for the largest K")
     parser.add_argument("--no-passive", action="store_true", help="skip the second timing with OMP_WAIT_POLICY=PASSIVE")
     parser.add_argument("--steps-only", action="store_true", help="only the training-step timings")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="time the eager steps only (the compiled ones take a minute or two each to compile)")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0 or args.batch_size < 1 or min(args.samples) < 1 or (args.threads or 1) < 1:
         parser.error("--repeats, --batch-size, --samples and --threads must be >= 1, --warmup >= 0")
@@ -219,14 +253,16 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     results: List[Dict[str, object]] = []
     for k in args.samples:
-        times = time_steps(k, args, device)
-        result: Dict[str, object] = {"K": k, "step_s_all": times, "step_ms": {p: median_ms(t) for p, t in times.items()}}
+        times, compile_s = time_steps(k, args, device)
+        result: Dict[str, object] = {"K": k, "step_s_all": times, "step_ms": {p: median_ms(t) for p, t in times.items()},
+                                     "compile_s": compile_s}
         if not args.steps_only:
             result["costs"] = {p: step_costs(k, p, args, device) for p in PRECISIONS}
             result.update(sensor_figures(k, args, device))
         results.append(result)
-    caption_times = time_captioner(args, device)
-    captioner = {"B": CAPTION_BATCH, "K": CAPTION_SAMPLES, "step_ms": {p: median_ms(t) for p, t in caption_times.items()}}
+    caption_times, caption_compile_s = time_captioner(args, device)
+    captioner = {"B": CAPTION_BATCH, "K": CAPTION_SAMPLES, "step_ms": {p: median_ms(t) for p, t in caption_times.items()},
+                 "compile_s": caption_compile_s}
     report = {"results": results, "captioner": captioner}
     if args.steps_only:
         if args.json is not None:

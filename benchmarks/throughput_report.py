@@ -9,23 +9,42 @@ MIB = 2**20
 FP32, BF16 = PRECISIONS
 
 
+def _against_eager(ms: Dict[str, float], what: str) -> List[str]:
+    """``<variant> vs eager 32-true <what>: N.NNx`` for every compiled or CUDA-graphed variant."""
+    return [f"{name} vs eager {FP32} {what}: {ms[FP32] / ms[name]:.2f}x" for name in ms if name not in PRECISIONS]
+
+
 def ratio_lines(results: List[Dict[str, object]], captioner: Dict[str, object]) -> List[str]:
-    """``bf16-mixed vs 32-bit step, K=k: N.NNx`` for every K, and the captioner's."""
-    lines = [f"bf16-mixed vs 32-bit step, K={r['K']}: {r['step_ms'][FP32] / r['step_ms'][BF16]:.2f}x" for r in results]
+    """``bf16-mixed vs 32-bit step, K=k: N.NNx`` and ``compiled ... vs eager 32-true step, K=k:
+    N.NNx`` for every K, then the captioner's (last)."""
+    lines = []
+    for r in results:
+        lines.append(f"bf16-mixed vs 32-bit step, K={r['K']}: {r['step_ms'][FP32] / r['step_ms'][BF16]:.2f}x")
+        lines += _against_eager(r["step_ms"], f"step, K={r['K']}")
     ms = captioner["step_ms"]
-    lines.append(f"bf16-mixed vs 32-bit captioner step, B={captioner['B']} K={captioner['K']}: {ms[FP32] / ms[BF16]:.2f}x "
-                 f"({ms[FP32]:.1f} ms -> {ms[BF16]:.1f} ms)")
-    return lines
+    what = f"captioner step, B={captioner['B']} K={captioner['K']}"
+    caption = [f"bf16-mixed vs 32-bit {what}: {ms[FP32] / ms[BF16]:.2f}x ({ms[FP32]:.1f} ms -> {ms[BF16]:.1f} ms)"]
+    return lines + ["; ".join(caption + _against_eager(ms, "captioner step"))]
+
+
+def compile_line(compile_s: Dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in compile_s.items())
 
 
 def _step_table(results: List[Dict[str, object]], batch: int) -> List[str]:
-    lines = [f"  {'K':>3} {'precision':>11} {'step ms':>9} {'(min ms)':>9} {'images/s':>9}"]
+    lines = [f"  {'K':>3} {'step':>22} {'step ms':>9} {'(min ms)':>9} {'images/s':>9}"]
     for r in results:
-        for precision in PRECISIONS:
-            ms = r["step_ms"][precision]
-            fastest = 1e3 * min(r["step_s_all"][precision])
-            lines.append(f"  {r['K']:>3} {precision:>11} {ms:>9.1f} {fastest:>9.1f} {1e3 * batch / ms:>9.1f}")
+        for name, ms in r["step_ms"].items():
+            fastest = 1e3 * min(r["step_s_all"][name])
+            lines.append(f"  {r['K']:>3} {name:>22} {ms:>9.1f} {fastest:>9.1f} {1e3 * batch / ms:>9.1f}")
+        if r.get("compile_s"):
+            lines.append(f"      compile time (first call: forward and backward graphs): {compile_line(r['compile_s'])}")
     return lines
+
+
+def precision_of(name: str) -> str:
+    """The precision of a step variant's name (``compiled bf16-mixed`` -> ``bf16-mixed``)."""
+    return name.rsplit(" ", 1)[-1]
 
 
 def format_report(results: List[Dict[str, object]], captioner: Dict[str, object], passive: Optional[dict],
@@ -37,12 +56,12 @@ def format_report(results: List[Dict[str, object]], captioner: Dict[str, object]
         "median of {repeats} interleaved rounds (sensor: {sensor_repeats})".format(**header),
         "  bf16 matrix unit: {bf16_unit}".format(**header),
         "",
-        "1. Training step (sample_terms + estimator loss + backward + Adam step), 32-bit and bf16-mixed interleaved",
+        "1. Training step (training forward: rollout + heads + estimator loss; backward; Adam step), eager and compiled, interleaved",
         *_step_table(results, header["batch"]),
         *("  " + line for line in ratio_lines(results, captioner)[:-1]),
     ]
     if passive is not None:
-        lines.append("  with OMP_WAIT_POLICY=PASSIVE (a subprocess): " + "; ".join(
+        lines.append("  with OMP_WAIT_POLICY=PASSIVE (a subprocess, eager steps): " + "; ".join(
             f"K={r['K']}: 32-bit {r['step_ms'][FP32]:.1f} ms, bf16-mixed {r['step_ms'][BF16]:.1f} ms "
             f"({r['step_ms'][FP32] / r['step_ms'][BF16]:.2f}x)" for r in passive["results"]))
     lines += [
@@ -65,15 +84,15 @@ def format_report(results: List[Dict[str, object]], captioner: Dict[str, object]
         "  check: sensor == peer loop at pixel-aligned locations (assert_close, atol 1e-5); |diff| = max abs difference",
         "",
         "3. Arithmetic efficiency (matmul/conv FLOPs of one step by FlopCounterMode, forward + backward)",
-        f"  {'K':>3} {'precision':>11} {'GFLOP':>7} {'analytic 3xfwd':>15} {'GFLOP/s step':>13} {'GEMMs':>6} {'GEMM dtypes':>18} "
+        f"  {'K':>3} {'step':>22} {'GFLOP':>7} {'analytic 3xfwd':>15} {'GFLOP/s step':>13} {'GEMMs':>6} {'GEMM dtypes':>18} "
         f"{'GFLOP/s matmul':>15} {'ratio':>7}",
     ]
     for r in results:
-        for precision in PRECISIONS:
-            c = r["costs"][precision]
-            achieved = c["flops"] / (r["step_ms"][precision] / 1e3)
+        for name, ms in r["step_ms"].items():
+            c = r["costs"][precision_of(name)]  # a compiled step does the same products
+            achieved = c["flops"] / (ms / 1e3)
             lines.append(
-                f"  {r['K']:>3} {precision:>11} {c['flops'] / 1e9:>7.2f} {c['flops_analytic_3x_forward'] / 1e9:>15.2f} "
+                f"  {r['K']:>3} {name:>22} {c['flops'] / 1e9:>7.2f} {c['flops_analytic_3x_forward'] / 1e9:>15.2f} "
                 f"{achieved / 1e9:>13.1f} {c['gemm_calls']:>6} {'+'.join(c['gemm_dtypes']):>18} "
                 f"{c['gemm_flop_per_s'] / 1e9:>15.1f} {100 * achieved / c['gemm_flop_per_s']:>6.1f}%")
     for r in results:
@@ -81,8 +100,9 @@ def format_report(results: List[Dict[str, object]], captioner: Dict[str, object]
         lines.append(f"  K={r['K']}: torch.matmul on the step's GEMMs, bf16 vs fp32: {matmul[BF16] / matmul[FP32]:.2f}x "
                      f"(the most a step made only of these products could gain)")
     lines += [
-        "  GFLOP/s step = FlopCounterMode FLOPs / median step time; GFLOP/s matmul = plain torch.matmul replaying the",
-        "  step's recorded mm/addmm/bmm (same shapes, strides, dtypes; same total FLOPs); ratio = step / matmul",
+        "  GFLOP/s step = FlopCounterMode FLOPs (of the eager step: a compiled one does the same products) / median step",
+        "  time; GFLOP/s matmul = plain torch.matmul replaying the eager step's recorded mm/addmm/bmm (same shapes, strides,",
+        "  dtypes; same total FLOPs); ratio = step / matmul",
         "",
         "4. Peak memory of one training step, above the resident parameters + Adam state + batch",
         f"  {'K':>3} {'precision':>11} {'peak MiB':>9} {'resident MiB':>13}  measure",
@@ -96,9 +116,11 @@ def format_report(results: List[Dict[str, object]], captioner: Dict[str, object]
     lines += [
         "",
         f"5. Captioner step (flickr8k_wake_sleep_cv sizes, precomputed 7x7x1280 features, B={captioner['B']}, K={captioner['K']})",
-        f"  32-bit {ms[FP32]:.1f} ms, bf16-mixed {ms[BF16]:.1f} ms",
+        "  " + ", ".join(f"{name} {value:.1f} ms" for name, value in ms.items()),
         "  " + ratio_lines(results, captioner)[-1],
     ]
+    if captioner.get("compile_s"):
+        lines.append(f"  compile time (first call): {compile_line(captioner['compile_s'])}")
     if passive is not None:
         pm = passive["captioner"]["step_ms"]
         lines.append(f"  with OMP_WAIT_POLICY=PASSIVE: 32-bit {pm[FP32]:.1f} ms, bf16-mixed {pm[BF16]:.1f} ms ({pm[FP32] / pm[BF16]:.2f}x)")

@@ -1,16 +1,19 @@
-"""The training steps the throughput benchmark times, in either precision, and interleaved timing.
+"""The training steps the throughput benchmark times, in either precision, eager or compiled,
+and interleaved timing.
 
-A step is one full optimizer step without a Lightning Trainer: ``model.sample_terms`` (context
-network + rollout + heads), ``model.run_estimator`` (the surrogate loss, autocast off inside),
-``backward()``, ``Adam.step()`` and ``zero_grad``. Under ``bf16-mixed`` the forward runs in
-``torch.autocast(device, bfloat16)`` exactly as Lightning's ``bf16-mixed`` precision runs it
-(fp32 weights, bf16 products, fp32 gradients and optimizer).
+A step is one full optimizer step without a Lightning Trainer: ``model.training_forward`` (the
+model's training forward: context network + rollout + heads + the estimator's surrogate, autocast
+off inside the estimator; then the host check of the terms), ``backward()``, ``Adam.step()`` and
+``zero_grad``. Under ``bf16-mixed`` the forward runs in ``torch.autocast(device, bfloat16)``
+exactly as Lightning's ``bf16-mixed`` precision runs it (fp32 weights, bf16 products, fp32
+gradients and optimizer). A compiled step is the same with the model option ``compile`` set
+(``ram_lightning.compiled_step``): the training forward compiled whole, as ``ram fit`` runs it.
 """
 from __future__ import annotations
 
 import contextlib
 import time
-from typing import Callable, ContextManager, Dict, List, Tuple
+from typing import Callable, ContextManager, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +22,7 @@ from benchmarks.step_costs import synchronize
 from estimators import Reinforce, WakeSleepCV
 from ram_lightning.captioner import SPECIAL_TOKENS, AttentionCaptioner
 from ram_lightning.classifier import AttentionClassifier
+from ram_lightning.compiled_step import compile_settings
 
 PRECISIONS = ("32-true", "bf16-mixed")
 SEED = 0
@@ -32,6 +36,18 @@ CAPTION_VOCABULARY, CAPTION_WORDS, CAPTION_GRID = 2500, 16, (49, 1280)
 Step = Callable[[], Tensor]
 
 
+def step_variants(device: torch.device, compiled: bool) -> Dict[str, Tuple[str, Optional[object]]]:
+    """The steps timed: name -> (precision, the ``compile`` option or None). Eager in both
+    precisions; with ``compiled``, the compiled step in both (on CUDA also CUDA-graphed:
+    ``{mode: reduce-overhead}``)."""
+    variants: Dict[str, Tuple[str, Optional[object]]] = {p: (p, None) for p in PRECISIONS}
+    if compiled:
+        variants.update({f"compiled {p}": (p, True) for p in PRECISIONS})
+        if device.type == "cuda":
+            variants.update({f"CUDA-graphed {p}": (p, {"mode": "reduce-overhead"}) for p in PRECISIONS})
+    return variants
+
+
 def autocast(precision: str, device: torch.device) -> ContextManager:
     """The context Lightning's ``precision`` runs the forward in (``32-true``: none)."""
     if precision == "bf16-mixed":
@@ -42,10 +58,14 @@ def autocast(precision: str, device: torch.device) -> ContextManager:
 
 
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str, device: torch.device,
-          terms_of: Callable[[], object]) -> Step:
+          batch: object, compile: Optional[object]) -> Step:
+    if compile is not None:  # as the model option does it in ram fit
+        model.compile_settings = compile_settings(compile)
+        model.configure_model()
+
     def step() -> Tensor:
         with autocast(precision, device):
-            loss = model.run_estimator(terms_of()).loss
+            loss = model.training_forward(batch)[0].loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -54,22 +74,23 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str, de
     return step
 
 
-def classifier_step(num_samples: int, batch_size: int, device: torch.device,
-                    precision: str = "32-true") -> Tuple[AttentionClassifier, torch.optim.Optimizer, Tuple[Tensor, Tensor], Step]:
+def classifier_step(num_samples: int, batch_size: int, device: torch.device, precision: str = "32-true",
+                    compile: Optional[object] = None) -> Tuple[AttentionClassifier, torch.optim.Optimizer, Tuple[Tensor, Tensor], Step]:
     """(model, optimizer, batch, step) of the classifier with reinforce + learned baseline, K =
-    ``num_samples``, on a fixed batch of uniform noise (costs do not depend on pixel values)."""
+    ``num_samples``, on a fixed batch of uniform noise (costs do not depend on pixel values);
+    ``compile``: the model option's value (None: eager)."""
     torch.manual_seed(SEED)
     model = AttentionClassifier(**CLASSIFIER, estimator=Reinforce(num_samples=num_samples)).to(device)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     images = torch.rand(batch_size, *CLASSIFIER["image_shape"], device=device)
     targets = torch.randint(0, CLASSIFIER["num_classes"], (batch_size,), device=device)
-    step = _step(model, optimizer, precision, device, lambda: model.sample_terms(images, targets, num_samples)[0])
+    step = _step(model, optimizer, precision, device, (images, targets), compile)
     return model, optimizer, (images, targets), step
 
 
-def captioner_step(num_samples: int, batch_size: int, device: torch.device,
-                   precision: str = "32-true") -> Tuple[AttentionCaptioner, torch.optim.Optimizer, Dict[str, Tensor], Step]:
+def captioner_step(num_samples: int, batch_size: int, device: torch.device, precision: str = "32-true",
+                   compile: Optional[object] = None) -> Tuple[AttentionCaptioner, torch.optim.Optimizer, Dict[str, Tensor], Step]:
     """(model, optimizer, batch, step) of the captioner with wake_sleep_cv on precomputed grid
     features (``CAPTIONER``), K = ``num_samples``."""
     torch.manual_seed(SEED)
@@ -83,7 +104,7 @@ def captioner_step(num_samples: int, batch_size: int, device: torch.device,
     captions = torch.cat([bos, words, eos], 1)
     batch = {"features": torch.randn(batch_size, *CAPTION_GRID, device=device), "captions": captions,
              "lengths": torch.full((batch_size,), captions.shape[1], device=device)}
-    step = _step(model, optimizer, precision, device, lambda: model.sample_terms(batch, num_samples, train=True))
+    step = _step(model, optimizer, precision, device, batch, compile)
     return model, optimizer, batch, step
 
 

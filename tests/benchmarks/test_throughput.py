@@ -3,7 +3,7 @@ import torch
 
 from benchmarks.step_costs import GemmRecorder
 from benchmarks.throughput_report import ratio_lines
-from benchmarks.training_steps import PRECISIONS, captioner_step, classifier_step, time_interleaved
+from benchmarks.training_steps import PRECISIONS, captioner_step, classifier_step, step_variants, time_interleaved
 
 CPU = torch.device("cpu")
 
@@ -36,3 +36,18 @@ def test_interleaved_timing_and_ratio_lines():
         "bf16-mixed vs 32-bit step, K=5: 3.00x",
         "bf16-mixed vs 32-bit captioner step, B=32 K=5: 1.25x (50.0 ms -> 40.0 ms)",
     ]
+    results[0]["step_ms"].update({"compiled 32-true": 200.0, "compiled bf16-mixed": 75.0})
+    captioner["step_ms"]["compiled bf16-mixed"] = 25.0
+    assert ratio_lines(results, captioner) == [  # the exact words
+        "bf16-mixed vs 32-bit step, K=5: 3.00x",
+        "compiled 32-true vs eager 32-true step, K=5: 1.50x",
+        "compiled bf16-mixed vs eager 32-true step, K=5: 4.00x",
+        "bf16-mixed vs 32-bit captioner step, B=32 K=5: 1.25x (50.0 ms -> 40.0 ms); "
+        "compiled bf16-mixed vs eager 32-true captioner step: 2.00x",
+    ]
+
+
+def test_the_step_variants_are_eager_then_compiled_and_cuda_graphed_only_on_cuda():
+    assert list(step_variants(CPU, compiled=False)) == ["32-true", "bf16-mixed"]
+    assert step_variants(CPU, compiled=True)["compiled bf16-mixed"] == ("bf16-mixed", True)
+    assert step_variants(torch.device("cuda"), compiled=True)["CUDA-graphed 32-true"] == ("32-true", {"mode": "reduce-overhead"})
