@@ -78,7 +78,7 @@ from benchmarks.step_costs import (  # noqa: E402
     profiler_peak_cpu_memory,
     resident_bytes,
 )
-from benchmarks.throughput_report import format_report, ratio_lines  # noqa: E402
+from benchmarks.throughput_report import compile_line, format_report, ratio_lines  # noqa: E402
 from benchmarks.training_steps import (  # noqa: E402
     CLASSIFIER,
     PRECISIONS,
@@ -256,6 +256,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
         times, compile_s = time_steps(k, args, device)
         result: Dict[str, object] = {"K": k, "step_s_all": times, "step_ms": {p: median_ms(t) for p, t in times.items()},
                                      "compile_s": compile_s}
+        print(f"throughput: K={k}: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in result["step_ms"].items())
+              + (f"; compile {compile_line(compile_s)}" if compile_s else ""), file=sys.stderr, flush=True)
         if not args.steps_only:
             result["costs"] = {p: step_costs(k, p, args, device) for p in PRECISIONS}
             result.update(sensor_figures(k, args, device))

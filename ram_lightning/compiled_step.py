@@ -22,7 +22,7 @@ trains eagerly.
 """
 from __future__ import annotations
 
-import sys
+import re
 import time
 from typing import Any, Callable, Dict, Optional, Union
 
@@ -117,7 +117,10 @@ class CompiledStep:
         try:
             result = self.compiled(*args)
         except torch._dynamo.exc.BackendCompilerFailed as error:
-            self._fail(f"{type(error.inner_exception).__name__}: {str(error.inner_exception).strip().splitlines()[0]}")
+            self._fail(f"{type(error.inner_exception).__name__}: {first_line(error.inner_exception)}")
+            return self.eager(*args)
+        except (torch._dynamo.exc.Unsupported, torch._dynamo.exc.UserError) as error:  # e.g. a plug-in's .item()
+            self._fail(f"it does not trace as one graph: {first_line(error)}, at {last_user_frame(error)}")
             return self.eager(*args)
         self.first = False
         return result
@@ -129,6 +132,17 @@ class CompiledStep:
             self.started = None
 
 
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def last_user_frame(error: BaseException) -> str:
+    """``file:line`` of the innermost frame dynamo names under "from user code" (where the step stopped tracing)."""
+    frames = re.findall(r'File "([^"]+)", line (\d+)', str(error))
+    return f"{frames[-1][0]}:{frames[-1][1]}" if frames else "an unknown place"
+
+
 def _tensors(value: Any):
     if torch.is_tensor(value):
         yield value
@@ -138,8 +152,3 @@ def _tensors(value: Any):
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _tensors(item)
-
-
-def say(line: str) -> None:
-    """The default announcement: one line on stderr."""
-    print(line, file=sys.stderr, flush=True)

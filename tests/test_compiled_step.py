@@ -61,9 +61,14 @@ def test_the_captioner_step_is_one_graph_for_every_estimator(name):  # (its atte
 
 
 def test_the_step_is_one_graph_under_bf16_autocast():
+    from ram_lightning.core import precision
+
     model = AttentionClassifier(**SMALL, estimator=get_estimator("wake_sleep_cv", num_samples=2)).train()
+    captioner, batch = captioner_and_batch(get_estimator("wake_sleep_cv", num_samples=2))
+    precision.cpu_has_bf16_lstm.cache_clear()  # the caption encoder's probe runs inside the trace
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert graph_breaks(model._training_forward, classifier_batch()) == (1, 0, [])
+        assert graph_breaks(captioner._training_forward, batch) == (1, 0, [])
 
 
 def step_results(model, batch, forward):
@@ -113,22 +118,23 @@ def test_compile_settings_accept_the_documented_values_and_refuse_others_in_one_
             compile_settings(bad)
 
 
-def test_without_a_cpp_compiler_true_stops_in_one_line_and_auto_trains_eagerly(monkeypatch):
+def test_without_a_cpp_compiler_true_stops_in_one_line_and_auto_trains_eagerly():
     import torch._inductor.config as inductor_config
     from ram_lightning.compiled_step import CompiledStep
 
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/g++",))
-    assert "needs a C++ compiler" in compiler_problem(torch.device("cpu"), None)
-    model = AttentionClassifier(**SMALL).train()
-    with pytest.raises(UserError, match=r"model.compile: cannot compile the training step \(torch's CPU compiler backend "
-                                        r"needs a C\+\+ compiler"):
-        CompiledStep(model._training_forward, compile_settings(True))(classifier_batch())
-    said = []
-    step = CompiledStep(model._training_forward, compile_settings("auto"), announce=said.append)
-    output = step(classifier_batch())[0]
-    assert torch.isfinite(output.loss) and step.compiled is None
-    assert said == [f"Compile: not compiling the training step ({compiler_problem(torch.device('cpu'), None)}); "
-                    f"training eagerly (compile: auto)"]
+    with inductor_config.patch({"cpp.cxx": ("/nonexistent/g++",)}):  # (pytest's monkeypatch would delete the key)
+        assert "needs a C++ compiler" in compiler_problem(torch.device("cpu"), None)
+        model = AttentionClassifier(**SMALL).train()
+        with pytest.raises(UserError, match=r"model.compile: cannot compile the training step \(torch's CPU compiler backend "
+                                            r"needs a C\+\+ compiler"):
+            CompiledStep(model._training_forward, compile_settings(True))(classifier_batch())
+        said = []
+        step = CompiledStep(model._training_forward, compile_settings("auto"), announce=said.append)
+        output = step(classifier_batch())[0]
+        assert torch.isfinite(output.loss) and step.compiled is None
+        assert said == [f"Compile: not compiling the training step ({compiler_problem(torch.device('cpu'), None)}); "
+                        f"training eagerly (compile: auto)"]
+    assert compiler_problem(torch.device("cpu"), None) is None
 
 
 @pytest.mark.slow
@@ -154,3 +160,65 @@ def test_ram_fit_with_compile_trains_says_the_compile_time_once_and_its_checkpoi
     assert not any("_orig_mod" in key for key in checkpoint["state_dict"])  # the module's own names
     eager = AttentionClassifier.load_from_checkpoint(last, compile=False)
     assert eager.compile_settings is None and eager.state_dict().keys() == checkpoint["state_dict"].keys()
+
+
+# Factory functions whose tensors land on the default device (the CPU) unless given one: inside a
+# CUDA-graphed step each would be a CPU tensor created per step.
+FACTORIES = {torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.tensor, torch.randn, torch.rand,
+             torch.randint, torch.linspace, torch.eye, torch.as_tensor}
+
+
+def captured_graph(forward, *args):
+    """The FX graph dynamo captures of ``forward(*args)`` (fullgraph: one graph or an error)."""
+    graphs = []
+
+    def keep(graph_module, example_inputs):
+        graphs.append(graph_module.graph)
+        return graph_module.forward
+
+    torch._dynamo.reset()
+    torch.compile(forward, backend=keep, fullgraph=True, dynamic=False)(*args)
+    torch._dynamo.reset()
+    (graph,) = graphs
+    return graph
+
+
+@pytest.mark.parametrize("model_name", ["classifier", "captioner"])
+@pytest.mark.parametrize("name", available_estimators())
+def test_the_step_is_ready_for_cuda_graphs(model_name, name):
+    """Checkable without a GPU: one graph (no host synchronisation: fullgraph refuses .item(),
+    bool(tensor), nonzero), static shapes, and every tensor it creates placed on a device taken
+    from its inputs."""
+    estimator = get_estimator(name, num_samples=2)
+    if model_name == "captioner":
+        if estimator.reparameterize_locations:
+            pytest.skip("the captioner's attention has no location to reparameterise")
+        model, batch = captioner_and_batch(estimator)
+    else:
+        model, batch = AttentionClassifier(**SMALL, scales=[1.0, 2.0], estimator=estimator).train(), classifier_batch()
+    graph = captured_graph(model._training_forward, batch)
+    undeviced = [str(node) for node in graph.nodes if node.op == "call_function" and node.target in FACTORIES
+                 and "device" not in node.kwargs]
+    assert undeviced == []
+    assert not any(node.op == "call_method" and node.target in ("cpu", "item", "tolist", "numpy") for node in graph.nodes)
+
+
+def test_a_plugin_step_that_breaks_the_graph_is_one_line_naming_where(monkeypatch):
+    from estimators import Reinforce
+    from ram_lightning.compiled_step import CompiledStep
+
+    class Syncing(Reinforce):
+        def forward(self, terms):
+            if terms.log_likelihood.mean().item() > 0:  # a host synchronisation inside the step
+                raise AssertionError("never")
+            return super().forward(terms)
+
+    model = AttentionClassifier(**SMALL, estimator=Syncing(num_samples=2)).train()
+    torch._dynamo.reset()
+    with pytest.raises(UserError, match=r"model.compile: cannot compile the training step \(it does not trace as one graph: "
+                                        r".+, at .*test_compiled_step.py:\d+\)"):
+        CompiledStep(model._training_forward, compile_settings(True))(classifier_batch())
+    said = []
+    output = CompiledStep(model._training_forward, compile_settings("auto"), announce=said.append)(classifier_batch())[0]
+    torch._dynamo.reset()
+    assert torch.isfinite(output.loss) and len(said) == 1 and "training eagerly (compile: auto)" in said[0]

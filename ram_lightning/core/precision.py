@@ -72,9 +72,16 @@ def cpu_has_bf16_lstm() -> bool:
     return True
 
 
+@torch.compiler.assume_constant_result
+def _cpu_has_bf16_lstm_constant() -> bool:
+    """``cpu_has_bf16_lstm()``, which a compiled step asks at trace time and keeps as a constant
+    (tracing the probe itself would put its throw-away LSTM into the graph)."""
+    return cpu_has_bf16_lstm()
+
+
 def sequence_rnn_precision(device: torch.device) -> ContextManager:
     """The context to run a sequence RNN (``nn.LSTM``) on ``device`` in: autocast off on a CPU whose
     LSTM kernel has no bf16 path (its fp32 inputs and weights then compute in fp32), else nothing."""
-    if device.type == "cpu" and torch.is_autocast_enabled("cpu") and not cpu_has_bf16_lstm():
+    if device.type == "cpu" and torch.is_autocast_enabled("cpu") and not _cpu_has_bf16_lstm_constant():
         return full_precision("cpu")
     return contextlib.nullcontext()
