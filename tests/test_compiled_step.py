@@ -109,9 +109,11 @@ def test_compiled_and_eager_steps_on_the_same_draws_agree(name):
 
 def test_compile_settings_accept_the_documented_values_and_refuse_others_in_one_line():
     assert compile_settings(False) is None
-    assert compile_settings(True) == {"fullgraph": True, "dynamic": False, "auto": False}
+    assert compile_settings(True) == {"fullgraph": True, "dynamic": False, "options": {"cpp_wrapper": True}, "auto": False}
+    assert compile_settings({"options": {"cpp_wrapper": False}})["options"] == {"cpp_wrapper": False}
     assert compile_settings("auto")["auto"] is True
     assert compile_settings({"mode": "reduce-overhead"})["mode"] == "reduce-overhead"
+    assert "options" not in compile_settings({"mode": "reduce-overhead"})  # torch.compile takes one of the two
     for bad, message in (({"mode": "fast"}, "model.compile.mode: 'fast' is not one of"),
                          ({"fullgraph": False}, "unknown key"), ("yes", "expected true, false, auto")):
         with pytest.raises(UserError, match=message):

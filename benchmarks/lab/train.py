@@ -57,7 +57,7 @@ class Recorder(pl.Callback):
 
 def build_model(variant: Variant, budget: dict, model_args: dict, image_shape=(1, 60, 60), num_classes: int = 10) -> AttentionClassifier:
     """The architecture every variant is trained with; only the estimator differs."""
-    settings = {**MODEL, "hidden_size": budget["hidden_size"], **model_args}
+    settings = {**MODEL, "hidden_size": budget["hidden_size"], "compile": budget.get("compile", False), **model_args}
     learning_rate = budget["learning_rate"]
     return AttentionClassifier(
         image_shape=image_shape, num_classes=num_classes, **settings,
@@ -73,7 +73,8 @@ def make_data(budget: dict, data_dir: Optional[str], source: str) -> TranslatedS
 
 def time_updates(variants: List[Variant], budget: dict, model_args: dict, steps: int, seed: int = 0) -> Dict[str, float]:
     """Median seconds of one full update (sample, loss, backward, Adam) per variant on one fixed
-    random batch on the CPU, in the budget's precision, the variants interleaved step by step so
+    random batch on the CPU, in the budget's precision (compiled where the budget says so: the
+    first two steps, which compile, are not timed), the variants interleaved step by step so
     that machine load hits all alike."""
     torch.manual_seed(seed)
     images = torch.rand(budget["batch_size"], 1, 60, 60)
@@ -81,13 +82,14 @@ def time_updates(variants: List[Variant], budget: dict, model_args: dict, steps:
     runs = {}
     for variant in variants:
         model = build_model(variant, budget, model_args).train()
+        model.configure_model()  # the compiled step, if the budget or the model arguments ask for it
         runs[variant.label] = (model, model.configure_optimizers())
     times: Dict[str, List[float]] = {label: [] for label in runs}
     for step in range(steps + 2):
         for label, (model, optimizer) in runs.items():
             start = time.perf_counter()
             with autocast(budget["precision"], torch.device("cpu")):
-                loss = model.estimator_output((images, targets)).loss
+                loss = model.training_forward((images, targets))[0].loss  # the step training runs
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

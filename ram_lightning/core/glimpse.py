@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .bilinear import bilinear_sample
+
 
 def image_pyramid(images: Tensor, levels: int) -> List[Tensor]:
     """Average-pooled copies of ``images`` [B, C, H, W]; level j is [B, C, H'/2^j, W'/2^j].
@@ -93,9 +95,8 @@ class GlimpseSensor(nn.Module):
         ys = (centre_y[..., None, None] + offsets * (2 / padded_h)).expand(batch, samples, self.num_patches, g)
         grid = torch.stack(torch.broadcast_tensors(xs[..., None, :], ys[..., :, None]), dim=-1)  # [B, K, P, g, g, 2]
         grid = grid.permute(2, 0, 1, 3, 4, 5)  # [P, B, K, g, g, 2]
-        patches = [
-            F.grid_sample(level, grid[index].reshape(batch, samples * g, g, 2), mode="bilinear", padding_mode="zeros", align_corners=False)
-            for index, level in enumerate(pyramid)
+        patches = [  # F.grid_sample(bilinear, zeros, align_corners=False), opaque to torch.compile
+            bilinear_sample(level, grid[index].reshape(batch, samples * g, g, 2)) for index, level in enumerate(pyramid)
         ]  # each [B, C, K*g, g]
         return torch.stack(patches, dim=1).view(batch, self.num_patches, channels, samples, g, g).permute(0, 3, 1, 2, 4, 5)
 
