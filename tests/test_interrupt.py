@@ -82,6 +82,19 @@ def check_line_and_resume(line, config, root, signum, args):
     assert len(list((root / "tiny").glob("version_*"))) == 1  # resumed in the same run folder
 
 
+def fit_with_ctrl_c(tmp_path, monkeypatch, capsys, tiny_config, write_config, callback: str):
+    """``ram fit`` in-process with the Ctrl-C callback ``tests.test_interrupt.<callback>`` at step 3;
+    checks the exit status 130; returns (config, args, the stderr lines)."""
+    monkeypatch.chdir(ROOT)
+    config = interrupt_config(tmp_path, tiny_config, write_config,
+                              [{"class_path": f"tests.test_interrupt.{callback}", "init_args": {"step": 3}}], 0.0)
+    args = ["fit", "--config", str(config), "--test_after_fit", "false"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 128 + signal.SIGINT
+    return config, args, capsys.readouterr().err.strip().splitlines()
+
+
 @pytest.mark.slow
 def test_sigterm_to_a_real_ram_process_saves_says_how_to_resume_and_the_resumed_run_continues(tmp_path, monkeypatch,
                                                                                               tiny_config,
@@ -98,16 +111,9 @@ def test_sigterm_to_a_real_ram_process_saves_says_how_to_resume_and_the_resumed_
 @pytest.mark.slow
 def test_ctrl_c_saves_says_how_to_resume_and_the_resumed_run_continues(tmp_path, monkeypatch, capsys, tiny_config,
                                                                        write_config):
-    monkeypatch.chdir(ROOT)
-    signal_self = {"class_path": "tests.test_interrupt.SignalSelf", "init_args": {"step": 3}}
-    config = interrupt_config(tmp_path, tiny_config, write_config, [signal_self], 0.0)
-    args = ["fit", "--config", str(config), "--test_after_fit", "false"]
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 128 + signal.SIGINT
-    line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line.startswith("Stopped by SIGINT at step 3: ")
-    check_line_and_resume(line, config, tmp_path, signal.SIGINT, args)
+    config, args, lines = fit_with_ctrl_c(tmp_path, monkeypatch, capsys, tiny_config, write_config, "SignalSelf")
+    assert lines[-1].startswith("Stopped by SIGINT at step 3: ")
+    check_line_and_resume(lines[-1], config, tmp_path, signal.SIGINT, args)
 
 
 def test_the_resume_command_replaces_an_earlier_ckpt_path():
@@ -140,14 +146,7 @@ class SecondCtrlC(SignalSelf):
 
 @pytest.mark.slow
 def test_ctrl_c_during_the_interrupt_save_waits_for_the_checkpoint(tmp_path, monkeypatch, capsys, tiny_config, write_config):
-    monkeypatch.chdir(ROOT)
-    callback = {"class_path": "tests.test_interrupt.SignalDuringSave", "init_args": {"step": 3}}
-    config = interrupt_config(tmp_path, tiny_config, write_config, [callback], 0.0)
-    args = ["fit", "--config", str(config), "--test_after_fit", "false"]
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 128 + signal.SIGINT
-    lines = capsys.readouterr().err.strip().splitlines()
+    config, args, lines = fit_with_ctrl_c(tmp_path, monkeypatch, capsys, tiny_config, write_config, "SignalDuringSave")
     assert lines.count("SIGINT again: finishing the checkpoint first (it is being written)") == 1
     assert lines[-1].startswith("Stopped by SIGINT at step 3: ")
     check_line_and_resume(lines[-1], config, tmp_path, signal.SIGINT, args)
@@ -156,13 +155,8 @@ def test_ctrl_c_during_the_interrupt_save_waits_for_the_checkpoint(tmp_path, mon
 @pytest.mark.slow
 def test_a_second_ctrl_c_before_the_save_stops_at_once_and_names_the_last_checkpoint(tmp_path, monkeypatch, capsys,
                                                                                       tiny_config, write_config):
-    monkeypatch.chdir(ROOT)
-    callback = {"class_path": "tests.test_interrupt.SecondCtrlC", "init_args": {"step": 3}}
-    config = interrupt_config(tmp_path, tiny_config, write_config, [callback], 0.0)
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(config), "--test_after_fit", "false"])
-    assert exit_info.value.code == 128 + signal.SIGINT
-    line = capsys.readouterr().err.strip().splitlines()[-1]
+    _, _, lines = fit_with_ctrl_c(tmp_path, monkeypatch, capsys, tiny_config, write_config, "SecondCtrlC")
+    line = lines[-1]
     last = next((tmp_path / "tiny").glob("version_*/checkpoints/last.ckpt"))
     assert line.startswith(f"Stopped by a second SIGINT at step 3, before saving: the last checkpoint is {last} (step 2); "
                            f"resume with: ram fit"), line
