@@ -162,6 +162,9 @@ def test_ram_fit_with_compile_trains_says_the_compile_time_once_and_its_checkpoi
     assert not any("_orig_mod" in key for key in checkpoint["state_dict"])  # the module's own names
     eager = AttentionClassifier.load_from_checkpoint(last, compile=False)
     assert eager.compile_settings is None and eager.state_dict().keys() == checkpoint["state_dict"].keys()
+    predict = subprocess.run(RAM + ["predict", "--config", str(tmp_path / "tiny.yaml"), "--ckpt_path", str(last)], cwd=ROOT,
+                             env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert predict.returncode == 0 and predict.stdout.strip().splitlines()[-1].startswith("Predictions: "), predict.stderr[-2000:]
 
 
 # Factory functions whose tensors land on the default device (the CPU) unless given one: inside a

@@ -156,3 +156,19 @@ def test_pathwise_with_a_scale_action_fits_on_two_processes(tmp_path, tiny_confi
     ram_subprocess(["fit", "--config", str(write_config(tmp_path / "pathwise.yaml", config)), "--test_after_fit", "false"] + DDP)
     metrics = read_metrics(tmp_path).last
     assert torch.isfinite(torch.tensor(metrics["train/loss"])) and 0.0 <= metrics["val/error"] <= 1.0
+
+
+@pytest.mark.slow
+def test_a_compiled_step_trains_on_two_processes(tmp_path, tiny_config, write_config):
+    """compile: true under DDP: each process compiles its step, gradients are all-reduced as usual,
+    and the compile time is said once (by rank 0)."""
+    from ram_lightning.compiled_step import compiler_problem
+
+    if compiler_problem(torch.device("cpu"), None):
+        pytest.skip(compiler_problem(torch.device("cpu"), None))
+    result = subprocess.run(RAM + ["fit", "--config", str(ddp_config(tmp_path, tiny_config, write_config)),
+                                   "--model.init_args.compile", "true"] + DDP,
+                            cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("Compiled the training step in ") == 1
+    assert list(tmp_path.glob("tiny/version_*/checkpoints/last.ckpt"))
