@@ -22,7 +22,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Set
 import yaml
 
 from estimators import get_estimator
-from estimators.spec import _plain, estimator_spec, import_class
+from estimators.registry import import_class
+from estimators.spec import estimator_spec, plain
 from ram_lightning.errors import UserError
 
 # Filled from the DataModule by the CLI's argument links: never taken from the checkpoint here.
@@ -46,8 +47,8 @@ def _normalise(key: str, value: Any, strict: bool = False) -> Any:
         except UserError:
             if strict:
                 raise
-            return _plain(value)
-    return _plain(value)
+            return plain(value)
+    return plain(value)
 
 
 def _class_defaults(cls: type) -> Dict[str, Any]:
@@ -57,7 +58,7 @@ def _class_defaults(cls: type) -> Dict[str, Any]:
 
 def _import_model_class(path: str, where: str) -> type:
     try:
-        return import_class(path)
+        return import_class(path, what="model")
     except UserError:
         raise UserError(f"{where}: model class {path!r} cannot be imported") from None
 
@@ -182,7 +183,7 @@ def check_linked_hparams(ckpt_path: str, saved: Mapping[str, Any], built: Mappin
     """Raise a UserError if the model built from the DataModule's linked values (``built``, its
     hparams) differs from the checkpoint's (``saved``) in one of them: the weights would not fit."""
     for key in LINKED:
-        if key in saved and key in built and _plain(saved[key]) != _plain(built[key]):
+        if key in saved and key in built and plain(saved[key]) != plain(built[key]):
             raise UserError(
                 f"checkpoint {ckpt_path} was trained with model.{key} = {_describe(key, saved[key])}, but the "
                 f"config's data gives {_describe(key, built[key])}; use the data settings it was trained with"

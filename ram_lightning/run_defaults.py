@@ -16,12 +16,12 @@ and model:
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Callable, Optional, Tuple
 
 from jsonargparse import Namespace
 
+from estimators.registry import import_class
 from ram_lightning.errors import UserError
 from ram_lightning.precision_choice import choose_precision, emulated_bf16_warning, precision_line
 
@@ -52,8 +52,7 @@ def model_monitor(model: Any) -> Optional[Tuple[str, str]]:
     class_path = model.get("class_path") if isinstance(model, Namespace) else None
     if not class_path:
         return None
-    module, _, name = class_path.rpartition(".")
-    monitor = getattr(getattr(importlib.import_module(module), name), "checkpoint_monitor", None)
+    monitor = getattr(import_class(class_path, what="model"), "checkpoint_monitor", None)
     if monitor is None:
         raise UserError(f"{class_path} declares no checkpoint_monitor; set monitor and mode of the "
                         f"ModelCheckpoint that has monitor: auto")

@@ -26,6 +26,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
+from estimators import registry
 from estimators.spec import class_path
 
 STATE_KEY = "RunRecord"
@@ -82,9 +83,8 @@ def _set(node: Any, key: str, value: Any) -> None:
 def _resolve(path: Any) -> Optional[type]:
     """The class a config entry names (the user's config: trusted; the recorded names are only
     compared with it as text, never imported)."""
-    from estimators.spec import import_class
     try:
-        return import_class(str(path))
+        return registry.import_class(str(path))
     except Exception:
         return None
 

@@ -31,7 +31,6 @@ workers) inherit it silently.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -42,6 +41,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from estimators.registry import import_class
 from ram_lightning.errors import UserError
 from ram_lightning.wandb_server import DEFAULT_BASE_URL, TIMEOUT, wandb_host, why_unreachable
 
@@ -188,11 +188,10 @@ def _get(node: Any, key: str) -> Any:
 def _is_wandb_logger(class_path: Any) -> bool:
     if not isinstance(class_path, str) or "." not in class_path:
         return False
-    module, name = class_path.rsplit(".", 1)
     try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return name == "WandbLogger"
+        cls = import_class(class_path, what="logger")
+    except UserError:
+        return class_path.rsplit(".", 1)[1] == "WandbLogger"
     return isinstance(cls, type) and issubclass(cls, WandbLogger)
 
 

@@ -183,11 +183,11 @@ def test_an_explicit_value_equal_to_the_class_default_still_conflicts():
 
 
 def test_the_loggers_a_checkpoint_records_are_compared_by_name_never_imported(tmp_path, monkeypatch):
-    import estimators.spec
+    import estimators.registry
 
     imported = []
-    real = estimators.spec.import_class
-    monkeypatch.setattr(estimators.spec, "import_class", lambda path: imported.append(path) or real(path))
+    real = estimators.registry.import_class
+    monkeypatch.setattr(estimators.registry, "import_class", lambda path, what="class": imported.append(path) or real(path, what))
     logger = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path), "name": "x"}}
     record = [{"class_path": "this.CSVLogger", "save_dir": str(tmp_path), "name": "x", "version": 3}]
     assert apply_run_record([logger], record, "fit") == [] and "version" not in logger["init_args"]
