@@ -166,7 +166,7 @@ class Estimator(nn.Module):
     3. **State in buffers, updated only in training mode.** Keep what must survive a resume
        (moving averages, control-variate coefficients) in ``register_buffer`` (saved in
        checkpoints), and change it only when ``self.training`` is True, under ``torch.no_grad()``:
-       the gradient probe (``ram_lightning.diagnostics``) runs the estimator in eval mode many
+       the gradient probe (``ram_lightning.diagnostics.probe``) runs the estimator in eval mode many
        times on one batch and relies on it changing nothing.
     4. **No host synchronisation in ``forward``**: no ``.item()``, ``bool(tensor)``, ``if`` on a
        tensor's value or data-dependent shapes. The model's training step, estimator included, may

@@ -18,9 +18,9 @@ import torch
 from benchmarks.lab.variants import Variant, make_estimator
 from benchmarks.training_steps import autocast
 from datamodules import TranslatedScaledMNIST
-from ram_lightning.callbacks import gradient_summaries
-from ram_lightning.classifier import AttentionClassifier
-from ram_lightning.diagnostics import kl_proposal_prior_per_glimpse, label_use, scale_histogram
+from ram_lightning.diagnostics.probe import gradient_summaries
+from ram_lightning.models.classifier import AttentionClassifier
+from ram_lightning.diagnostics.attention import kl_proposal_prior_per_glimpse, label_use, scale_histogram
 
 # The WS-RAM architecture (12x12 retina, 3 patches, 3 scale actions, 6 glimpses).
 MODEL = dict(glimpse_size=12, num_patches=3, num_glimpses=6, scales=[0.5, 1.0, 2.0], glimpse_hidden=128,
