@@ -174,7 +174,3 @@ def get_estimator(name: Union[str, Estimator, Mapping[str, Any]], **kwargs) -> E
         return name
     return construct(estimator_class(name), kwargs, f"estimator {name!r}")
 
-
-def estimator_name(estimator: Estimator) -> str:
-    """The name ``estimator``'s class is registered under, else its class name (for messages)."""
-    return type(estimator).name

@@ -107,8 +107,8 @@ def final_diagnostics(model: AttentionClassifier, data: TranslatedScaledMNIST, b
     summaries = gradient_summaries(model, batch, PROBE_DRAWS, generator)
     gradients = {name: {k: float(v) for k, v in summary.items()} for name, summary in summaries.items()}
     result: dict = {"gradients": gradients}
-    if model.estimator.sample_from == "proposal":
-        K = model.estimator.num_samples
+    if model.plan.source == "proposal":
+        K = model.plan.num_samples
         result["kl_q_p_per_glimpse"] = [float(v) for v in kl_proposal_prior_per_glimpse(model, *batch, K, generator)]
         result["label_use"] = label_use(model, *batch, K, generator)
     val_batches = (b for _, b in zip(range(budget["val_size"] // budget["batch_size"]), data.val_dataloader()))
@@ -135,7 +135,7 @@ def run_one(variant: Variant, seed: int, budget: dict, model_args: dict, data_di
         enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder],
     )
     print(f"== {variant.label} seed {seed}: {budget['updates']} updates, B={budget['batch_size']}, "
-          f"K={model.estimator.num_samples}", flush=True)
+          f"K={model.plan.num_samples}", flush=True)
     trainer.fit(model, datamodule=data)
     test = trainer.test(model, datamodule=data, verbose=False)[0]
     result = {

@@ -20,15 +20,16 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
-from ram_lightning.models.bleu import CorpusBLEU
-from ram_lightning.models.compiled_step import CompileOption
+from estimators import Estimator, SampleTerms
 from ram_lightning.core.caption_decoder import HardAttentionDecoder
 from ram_lightning.core.caption_inference import CaptionInferenceNetwork
 from ram_lightning.core.image_encoder import build_grid_encoder
 from ram_lightning.core.precision import Float32Linear
 from ram_lightning.errors import UserError
-from ram_lightning.models.module import EstimatorModule, default_optimizer
+from ram_lightning.models.bleu import CorpusBLEU
+from ram_lightning.models.compiled_step import CompileOption
+from ram_lightning.models.module import EstimatorModule
+from ram_lightning.models.optimizers import default_optimizer
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 
@@ -85,8 +86,7 @@ class AttentionCaptioner(EstimatorModule):
     ) -> None:
         super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/bleu4", compile=compile)
         self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
-        self.estimator = get_estimator(estimator)
-        self.save_estimator_spec()
+        self.use_estimator(estimator)
         self.vocabulary = list(vocabulary)
         missing = [token for token in SPECIAL_TOKENS if token not in self.vocabulary]
         if missing:
@@ -100,7 +100,7 @@ class AttentionCaptioner(EstimatorModule):
         features = self.encoder.feature_size
         self.decoder = HardAttentionDecoder(len(self.vocabulary), features, embedding_size, hidden_size, attention_size, dropout)
         self.build_estimator_heads(
-            self.estimator, supports_sleep=False, baseline=lambda: Float32Linear(features, 1),
+            supports_sleep=False, baseline=lambda: Float32Linear(features, 1),
             inference=lambda: CaptionInferenceNetwork(len(self.vocabulary), features, hidden_size, inference_embedding,
                                                       inference_hidden, attention_size),
         )
@@ -132,10 +132,10 @@ class AttentionCaptioner(EstimatorModule):
 
     def sample_terms(self, batch: Dict[str, Any], num_samples: int, train: bool = False,
                      generator: Optional[torch.Generator] = None) -> SampleTerms:
-        """K attention sequences per caption -> SampleTerms [B, K] (from q when training a proposal estimator)."""
+        """K attention sequences per caption -> SampleTerms [B, K] (from q when the sampling plan asks for it in training)."""
         features = self.grid_features(batch)  # [B, L, D]
         proposal = None
-        if train and self.estimator.sample_from == "proposal":
+        if self.plan.from_proposal(train):
             proposal = self.inference.proposal(features, batch["captions"], batch["lengths"], num_samples)
         rollout = self.decoder.teacher_forced(features, batch["captions"], self.pad_id, num_samples, proposal, generator)
         return self.sample_terms_from(log_likelihood=rollout.log_likelihood, log_prior=rollout.log_prior,
@@ -145,11 +145,9 @@ class AttentionCaptioner(EstimatorModule):
         """[B, L, D]: the batch's precomputed ``features``, else the encoder on its ``images``."""
         return batch["features"] if "features" in batch else self.encoder(batch["images"])
 
-    def training_terms(self, batch: Dict[str, Any]) -> Tuple[SampleTerms, None]:
-        return self.sample_terms(batch, self.estimator.num_samples, train=True), None
-
-    def estimator_output(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None) -> EstimatorOutput:
-        return self.run_estimator(self.sample_terms(batch, self.estimator.num_samples, train=True, generator=generator))
+    def training_terms(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None) -> Tuple[SampleTerms, None]:
+        """The training terms [B, K] of a caption batch, K = ``plan.num_samples`` (nothing else to log)."""
+        return self.sample_terms(batch, self.plan.num_samples, train=True, generator=generator), None
 
     def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
         """The attention policy p and, if any, q (for the gradient-variance probe)."""
@@ -170,23 +168,20 @@ class AttentionCaptioner(EstimatorModule):
         }
 
     # ----------------------------------------------------------------- steps
-    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> Tensor:
-        self.check_batch(batch)
-        return self.log_estimator_output(self.training_forward(batch)[0], batch["captions"].shape[0])
-
-    def evaluation_step(self, batch: Dict[str, Any], split: str) -> None:
+    def model_step(self, batch: Dict[str, Any], split: str) -> Optional[Tensor]:
+        """``batch``: ``images`` [B, C, H, W] (or ``features`` [B, L, D]), ``captions`` [B, T], ``lengths``
+        [B] and, in evaluation, ``references``. In training logs the estimator's output; in evaluation
+        ``{split}/nll_per_word`` (one attention sequence) and the batch's BLEU statistics (beam search)."""
         self.check_batch(batch)
         size = batch["captions"].shape[0]
+        if split == "train":
+            output, _ = self.training_forward(batch)
+            return self.log_estimator_output(output, size)
         terms = self.sample_terms(batch, 1, generator=self.eval_stream())
         words = (batch["captions"][:, 1:] != self.pad_id).sum().clamp_min(1)
         self.log(f"{split}/nll_per_word", -terms.log_likelihood.sum() / words, batch_size=size)
         self.bleu[split].update(self.decode(batch.get("images"), features=batch.get("features"))["tokens"], batch["references"])
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self.evaluation_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self.evaluation_step(batch, "test")
+        return None
 
     def _log_bleu(self, split: str) -> None:
         scores = self.bleu[split].compute()

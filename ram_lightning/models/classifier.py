@@ -20,6 +20,9 @@ Under DDP every process draws its own attention samples (``ram_lightning.models.
 """
 from __future__ import annotations
 
+import inspect
+import re
+import textwrap
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -27,37 +30,40 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from estimators import Estimator, EstimatorOutput, SampleTerms, get_estimator
+from estimators import Estimator, SampleTerms
 from ram_lightning.core import AttentionCore, InferenceNetwork, Rollout
-from ram_lightning.models.compiled_step import CompileOption
 from ram_lightning.core.precision import Float32Linear
 from ram_lightning.errors import UserError
-from ram_lightning.models.module import EstimatorModule, default_optimizer
+from ram_lightning.models.compiled_step import CompileOption
+from ram_lightning.models.module import EstimatorModule
+from ram_lightning.models.optimizers import default_optimizer
 
 SPLITS = ("train", "val", "test")
+# The AttentionCore's arguments, which the classifier takes as its own and hands on by keyword.
+CORE_ARGUMENTS = tuple(inspect.signature(AttentionCore).parameters)
+
+
+def core_arguments_doc(skip: Sequence[str] = ()) -> str:
+    """The "Args:" entries of ``AttentionCore``'s docstring (their one written place), indented for
+    a class docstring, leaving out ``skip``."""
+    entries = textwrap.dedent(inspect.cleandoc(AttentionCore.__doc__).split("Args:\n", 1)[1])
+    blocks = re.split(r"\n(?=\S)", entries)  # one block per argument: "name: text" and its indented lines
+    return "\n".join(textwrap.indent(block, " " * 8) for block in blocks if block.split(":", 1)[0] not in skip)
 
 
 class AttentionClassifier(EstimatorModule):
-    """Recurrent attention model for classification (RAM / DRAM / WS-RAM).
+    __doc__ = f"""Recurrent attention model for classification (RAM / DRAM / WS-RAM).
+
+    An ``AttentionCore`` (whose arguments it takes, documented there and below) with a class head
+    on its bottom LSTM state, a learned baseline and an inference network q where the estimator
+    asks for them. With ``pathwise``, ``detach_policy_input`` also cuts the reparameterised
+    locations' path into the policy's mean from the states (the head still gets it; the exact
+    gradient needs false).
 
     Args:
-        image_shape: (C, H, W); linked from the DataModule by the ``ram`` CLI.
+        image_shape: (C, H, W) of the images; linked from the DataModule by the ``ram`` CLI.
         num_classes: number of classes; linked from the DataModule by the ``ram`` CLI.
-        glimpse_size: g, side in pixels of each retina patch.
-        num_patches: concentric patches per glimpse, each twice as wide as the last.
-        num_glimpses: N, glimpses per image.
-        scales: width factors the policy chooses among (the scale action), or None for none.
-        hidden_size: LSTM state size.
-        glimpse_hidden: size of the what / where branches of the glimpse network.
-        glimpse_features: size of the glimpse network's output.
-        context_size: side of the low-resolution copy of the image the context network reads.
-        location_std: std of the Gaussian location policy (fixed, or initial when learned).
-        learn_std: learn a state-dependent location std.
-        scale_epsilon: epsilon-uniform mixing of the scale policy in training.
-        detach_policy_input: feed the policy a detached copy of the top state, so that the
-            score-function term trains only the policy head (see ``ram_lightning.core.AttentionCore``).
-            With ``pathwise`` it also cuts the reparameterised locations' path into the policy's
-            mean from the states (the head still gets it; the exact gradient needs false).
+{core_arguments_doc(skip=("image_shape",))}
         estimator: a registered estimator name (its defaults) or an ``Estimator`` instance
             (``class_path`` + ``init_args`` in YAML).
         optimizer: optimizer factory over the module's parameters (default Adam, lr 1e-3).
@@ -72,7 +78,7 @@ class AttentionClassifier(EstimatorModule):
         inference_learn_std: whether q learns its std; None: as the policy (``learn_std``).
         compile: compile the training step with ``torch.compile`` (``ram_lightning.models.compiled_step``):
             false, true, auto (eager where torch cannot compile), or options such as
-            ``{mode: reduce-overhead}``.
+            ``{{mode: reduce-overhead}}``.
     """
 
     checkpoint_monitor = ("val/error", "min")  # what the best checkpoint monitors (ram_lightning/run_defaults.py)
@@ -106,19 +112,14 @@ class AttentionClassifier(EstimatorModule):
     ) -> None:
         super().__init__(optimizer, lr_scheduler, inference_lr, monitor="val/error", compile=compile)
         self.save_hyperparameters(ignore=["estimator", "optimizer", "lr_scheduler"])
-        self.estimator = get_estimator(estimator)
-        self.save_estimator_spec()
+        self.use_estimator(estimator)
         if num_classes < 2:
             raise UserError(f"AttentionClassifier: num_classes must be >= 2, got {num_classes}")
         if eval_samples < 1:
             raise UserError(f"AttentionClassifier: eval_samples must be >= 1, got {eval_samples}")
         self.num_classes = num_classes
         self.eval_samples = eval_samples
-        self.core = AttentionCore(
-            image_shape, glimpse_size, num_patches, num_glimpses, scales, hidden_size,
-            glimpse_hidden, glimpse_features, context_size, location_std, learn_std, scale_epsilon,
-            detach_policy_input,
-        )
+        self.core = AttentionCore(**{name: self.hparams[name] for name in CORE_ARGUMENTS})
         self.head = Float32Linear(hidden_size, num_classes)  # class log-probabilities in fp32 under bf16 autocast
         self.label_embedding: Optional[nn.Embedding] = None  # what q reads of the label (built with q)
 
@@ -132,7 +133,7 @@ class AttentionClassifier(EstimatorModule):
 
         # b(I) reads the context features (detached), so training it never moves the core.
         # location_gradients: the bilinear sensor passes them (tests/core/test_glimpse.py checks it by finite differences).
-        self.build_estimator_heads(self.estimator, baseline=lambda: nn.Sequential(Float32Linear(hidden_size, 1)), inference=inference,
+        self.build_estimator_heads(baseline=lambda: nn.Sequential(Float32Linear(hidden_size, 1)), inference=inference,
                                    location_gradients=True)
         # Error rates as means of 0/1 mistakes: torchmetrics sums them across DDP processes.
         # keys "{split}_error" (first sample) and "{split}_error_avg" (M-sample average)
@@ -158,24 +159,24 @@ class AttentionClassifier(EstimatorModule):
     ) -> Tuple[SampleTerms, Tensor, Rollout]:
         """Roll out K sequences per image; returns the terms [B, K], log p(. | a, I) [B, K, C] and the rollout.
 
-        With ``train`` the sequences come from the distribution the estimator asks for (q for
+        With ``train`` the sequences come from the distribution the sampling plan asks for (q for
         proposal estimators) and sleep terms are added when it wants them; otherwise from p.
         ``generator`` is the random stream of the draws (None: torch's global one);
         ``proposal_targets`` [B] the labels q is shown (default ``targets``; shuffled labels
         test whether q uses them).
         """
         proposal = None
-        if train and self.estimator.sample_from == "proposal":
+        if self.plan.from_proposal(train):
             shown = targets if proposal_targets is None else proposal_targets
             proposal = self.inference.proposal(self._label_features(shown, num_samples))
-        rollout = self.core.rollout(images, num_samples, proposal, generator=generator, reparameterize=self.reparameterized_draws(train))
+        rollout = self.core.rollout(images, num_samples, proposal, generator=generator, reparameterize=self.plan.reparameterized(train))
         log_probs = self.head(rollout.hidden).log_softmax(-1)  # [B, K, C]
         index = targets.long()[:, None, None].expand(-1, num_samples, 1)
         log_likelihood = log_probs.gather(-1, index).squeeze(-1)  # [B, K]
         correct = (log_probs.argmax(-1) == targets[:, None]).float()
         sleep = None
-        if train and self.estimator.sleep_samples:
-            sleep = self.sleep_log_proposal(images, self.estimator.sleep_samples, generator)
+        if self.plan.dreams(train):
+            sleep = self.sleep_log_proposal(images, self.plan.dreams(train), generator)
         terms = self.sample_terms_from(log_likelihood=log_likelihood, log_prior=rollout.log_prior, log_proposal=rollout.log_proposal,
                                        baseline_input=rollout.context, correct=correct, entropy=rollout.entropy,
                                        sleep_log_proposal=sleep)  # b(I) reads the context features [B, hidden]
@@ -202,14 +203,11 @@ class AttentionClassifier(EstimatorModule):
         )
         return log_q.view(images.shape[0], num_samples)
 
-    def training_terms(self, batch: Tuple[Tensor, Tensor]) -> Tuple[SampleTerms, Tensor]:
-        """The training terms of ``(images, targets)`` and log p(. | a, I) [B, K, C] of their samples."""
-        terms, log_probs, _ = self.sample_terms(*batch, self.estimator.num_samples, train=True)
+    def training_terms(self, batch: Tuple[Tensor, Tensor], generator: Optional[torch.Generator] = None) -> Tuple[SampleTerms, Tensor]:
+        """The training terms [B, K] of ``(images [B, C, H, W], targets [B])`` and log p(. | a, I) [B, K, C]
+        of their K = ``plan.num_samples`` samples."""
+        terms, log_probs, _ = self.sample_terms(*batch, self.plan.num_samples, train=True, generator=generator)
         return terms, log_probs
-
-    def estimator_output(self, batch: Tuple[Tensor, Tensor], generator: Optional[torch.Generator] = None) -> EstimatorOutput:
-        terms, _, _ = self.sample_terms(*batch, self.estimator.num_samples, train=True, generator=generator)
-        return self.run_estimator(terms)
 
     def gradient_groups(self) -> Dict[str, List[nn.Parameter]]:
         """Every parameter, by module group (for gradient diagnostics and q's learning rate):
@@ -238,6 +236,8 @@ class AttentionClassifier(EstimatorModule):
 
     # ----------------------------------------------------------------- steps
     def model_step(self, batch: Tuple[Tensor, Tensor], split: str) -> Optional[Tensor]:
+        """``batch``: images [B, C, H, W] and labels [B]. Logs ``{split}/error`` (one glimpse sequence);
+        in evaluation also ``{split}/error_avg{M}`` and ``{split}/log_likelihood``."""
         images, targets = batch
         self.check_batch(images, targets)
         batch_size = images.shape[0]
@@ -256,15 +256,6 @@ class AttentionClassifier(EstimatorModule):
             self.log(f"{split}/log_likelihood", terms.log_likelihood.mean(), on_epoch=True, batch_size=batch_size, sync_dist=True)
             return None
         return self.log_estimator_output(output, batch_size)
-
-    def training_step(self, batch, batch_idx: int) -> Tensor:
-        return self.model_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self.model_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self.model_step(batch, "test")
 
     def predict_step(self, batch, batch_idx: int) -> Dict[str, object]:
         """Batch-first predictions of a batch ``{"images": [B, C, H, W], "image": ids}`` (or bare

@@ -1,18 +1,21 @@
-"""The model side of the estimator contract, in one place: which heads an estimator's flags ask
-the model to build, and the one constructor of its input, :class:`~estimators.SampleTerms`.
+"""The model side of the estimator contract, in one place: the estimator and its sampling plan,
+the heads the plan asks the model to build, and the one constructor of the estimator's input,
+:class:`~estimators.SampleTerms`.
 
-    estimator flag                              head built by build_estimator_heads
-    needs_baseline                              self.baseline: b(.) -> [B, 1], a learned baseline
-    sample_from == "proposal", sleep_samples    self.inference: q(a | y, I), the inference network
+    plan (read once from the estimator)          head built by build_estimator_heads
+    baseline (estimator.needs_baseline)          self.baseline: b(.) -> [B, 1], a learned baseline
+    needs_inference (proposal or sleep samples)  self.inference: q(a | y, I), the inference network
 
-    estimator flag                              how the model samples (read by reparameterized_draws)
-    reparameterize_locations                    training locations a = mu + sigma * eps, differentiable
-                                                (models without location gradients refuse it)
+    plan                                         how the model samples (SamplingPlan)
+    from_proposal(train), num_samples            a^k ~ q in training for proposal estimators, K of them
+    reparameterized(train)                       training locations a = mu + sigma * eps, differentiable
+                                                 (models without location gradients refuse it)
+    dreams(train)                                K' dreams of the model for q's sleep update
 
-Both models (``AttentionClassifier``, ``AttentionCaptioner``) call
-:meth:`EstimatorInputs.build_estimator_heads` in ``__init__`` and
-:meth:`EstimatorInputs.sample_terms_from` wherever they hand terms to the estimator; a new term in
-``SampleTerms`` is added to ``sample_terms_from`` (and passed by the models that can compute it).
+Both models (``AttentionClassifier``, ``AttentionCaptioner``) call :meth:`EstimatorInputs.use_estimator`
+where they take their estimator, :meth:`EstimatorInputs.build_estimator_heads` once their networks
+exist, and :meth:`EstimatorInputs.sample_terms_from` wherever they hand terms to the estimator; a new
+term in ``SampleTerms`` is added to ``sample_terms_from`` (and passed by the models that can compute it).
 """
 from __future__ import annotations
 
@@ -20,54 +23,57 @@ from typing import Callable, Optional, Union
 
 from torch import Tensor, nn
 
-from estimators import Estimator, SampleTerms, get_estimator
-from estimators.registry import estimator_name
+from estimators import Estimator, SampleTerms, estimator_spec, get_estimator
 from ram_lightning.core.precision import float32
 from ram_lightning.errors import UserError
+from ram_lightning.models.sampling_plan import SamplingPlan
 
 
 class EstimatorInputs:
     """Mixin of :class:`~ram_lightning.models.module.EstimatorModule`: see the module docstring."""
 
     estimator: Estimator
+    plan: SamplingPlan
     baseline: Optional[nn.Module]
     inference: Optional[nn.Module]
 
-    def build_estimator_heads(self, estimator: Union[str, Estimator], baseline: Callable[[], nn.Module],
-                              inference: Callable[[], nn.Module], supports_sleep: bool = True,
-                              location_gradients: bool = False) -> None:
-        """Set ``self.estimator`` (a registered name, a class path or an instance, e.g. the one
-        the model already made with ``get_estimator``) and build the
-        heads its flags ask for, always in this order, so that initial weights do not depend on
-        the model: ``self.baseline = baseline()`` if it ``needs_baseline``, else None; then
-        ``self.inference = inference()`` if it samples from the proposal or asks for sleep
-        samples, else None.
+    def use_estimator(self, estimator: Union[str, Estimator]) -> None:
+        """Set ``self.estimator`` (a registered name, a class path, a spec or an instance; resolved
+        once, by ``estimators.get_estimator``), read its plan once (``self.plan``), and record it in
+        the hyperparameters as class path + options (``estimators.estimator_spec``), so that
+        ``load_from_checkpoint(path)`` alone rebuilds it. Call it after ``save_hyperparameters``.
 
-        ``location_gradients``: the model draws reparameterised locations when
-        :meth:`reparameterized_draws` says so, and its sensor passes their gradient (default False,
-        so that a model that cannot never trains a pathwise estimator with a silently zero gradient).
+        Checkpoints save ``hparams``; the loggers record ``hparams_initial``, which keeps the
+        estimator out (``ram_lightning.run.tracking.WandbRunInfo`` records its repr).
+        """
+        self.estimator = get_estimator(estimator)
+        self.plan = SamplingPlan.of(self.estimator)
+        self.hparams["estimator"] = estimator_spec(self.estimator)
+
+    def build_estimator_heads(self, baseline: Callable[[], nn.Module], inference: Callable[[], nn.Module],
+                              supports_sleep: bool = True, location_gradients: bool = False) -> None:
+        """Build the heads the plan asks for, always in this order, so that initial weights do not
+        depend on the model: ``self.baseline = baseline()`` if the plan has a baseline, else None;
+        then ``self.inference = inference()`` if it needs q (proposal or sleep samples), else None.
+
+        ``location_gradients``: the model draws reparameterised locations when the plan says so
+        (``plan.reparameterized``), and its sensor passes their gradient (default False, so that a
+        model that cannot never trains a pathwise estimator with a silently zero gradient).
 
         Raises:
             UserError: the estimator asks for sleep updates of q and ``supports_sleep`` is False, or
                 for reparameterised locations and ``location_gradients`` is False.
         """
-        self.estimator = get_estimator(estimator)
-        if self.estimator.sleep_samples > 0 and not supports_sleep:
+        if self.plan.sleep_samples > 0 and not supports_sleep:
             raise UserError(f"{type(self).__name__}: sleep updates of q (sleep_fraction > 0) are not supported "
                             f"for this model; set sleep_fraction: 0")
-        if self.estimator.reparameterize_locations and not location_gradients:
-            raise UserError(f"{type(self).__name__}: estimator {estimator_name(self.estimator)} needs the gradient of the "
+        if self.plan.reparameterize_locations and not location_gradients:
+            raise UserError(f"{type(self).__name__}: estimator {self.estimator.name} needs the gradient of the "
                             f"likelihood with respect to reparameterised glimpse locations, which this model cannot pass "
                             f"(its attention is a discrete choice); use a score-function estimator (rloo, reinforce, vimco) "
                             f"or wake_sleep(_cv)")
-        self.baseline = baseline() if self.estimator.needs_baseline else None
-        wants_q = self.estimator.sample_from == "proposal" or self.estimator.sleep_samples > 0
-        self.inference = inference() if wants_q else None
-
-    def reparameterized_draws(self, train: bool) -> bool:
-        """Whether a rollout draws its locations by reparameterisation (``rollout(reparameterize=...)``):
-        in training (``train``: the draws the estimator gets) when the estimator asks for it."""
-        return bool(train and self.estimator.reparameterize_locations)
+        self.baseline = baseline() if self.plan.baseline else None
+        self.inference = inference() if self.plan.needs_inference else None
 
     def sample_terms_from(
         self,

@@ -39,7 +39,8 @@ import ram_lightning.models.captioner  # noqa: F401  the shipped models: `--mode
 import ram_lightning.models.classifier  # noqa: F401
 from ram_lightning.run.batch_counts import count_before_fraction
 from ram_lightning.run.checkpoint_hparams import check_linked_hparams, explicit_model_keys, merge_checkpoint_hparams
-from ram_lightning.run.checkpoint_io import SafeCheckpointIO, load_checkpoint_file
+from ram_lightning.models.checkpoint_reading import load_checkpoint_file
+from ram_lightning.run.checkpoint_io import SafeCheckpointIO
 from ram_lightning.run.rank_seeds import RankSeeds
 from ram_lightning.errors import NonFiniteError, UserError
 from ram_lightning.run.signals import SaveOnSignal

@@ -51,7 +51,7 @@ def resume_command(args: Sequence[str], ckpt_path: str) -> str:
 
 def _saved_step(path: str) -> object:
     """The global step a checkpoint was saved at (read weights-only), or '?' if it cannot be read."""
-    from ram_lightning.run.checkpoint_io import load_checkpoint_file
+    from ram_lightning.models.checkpoint_reading import load_checkpoint_file
     from ram_lightning.errors import UserError
 
     try:

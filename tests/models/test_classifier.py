@@ -193,3 +193,21 @@ def test_pathwise_trains_the_scale_policy_by_its_score():
     loss = model.training_step((torch.rand(4, 1, 24, 20), torch.randint(0, 5, (4,))), 0)
     loss.backward()
     assert policy_grad_norm(model.core.policy.scale) > 0 and policy_grad_norm(model.core.policy.location) > 0
+
+
+def test_the_core_arguments_are_documented_once_and_handed_on_by_keyword():
+    import inspect
+
+    from ram_lightning.core import AttentionCore
+    from ram_lightning.models.classifier import CORE_ARGUMENTS
+
+    ours, core = inspect.signature(AttentionClassifier).parameters, inspect.signature(AttentionCore).parameters
+    assert set(CORE_ARGUMENTS) == set(core) and set(CORE_ARGUMENTS) <= set(ours)
+    assert all(ours[name].default == core[name].default for name in CORE_ARGUMENTS)
+    for name in CORE_ARGUMENTS:  # each documented, from AttentionCore's docstring (image_shape: the linked one)
+        assert f"\n        {name}: " in AttentionClassifier.__doc__
+    assert "glimpse_size: g, side in pixels of each retina patch." in AttentionClassifier.__doc__
+    model = AttentionClassifier(image_shape=(1, 24, 24), glimpse_size=5, num_patches=2, num_glimpses=3, hidden_size=16,
+                                glimpse_hidden=8, glimpse_features=12, context_size=8, detach_policy_input=True)
+    assert (model.core.sensor.glimpse_size, model.core.num_glimpses, model.core.hidden_size) == (5, 3, 16)
+    assert model.core.detach_policy_input and model.core.image_shape == (1, 24, 24)

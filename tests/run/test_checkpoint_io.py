@@ -11,7 +11,8 @@ import pytorch_lightning as pl
 import torch
 
 from ram_lightning import AttentionClassifier
-from ram_lightning.run.checkpoint_io import CheckpointError, SafeCheckpointIO, load_checkpoint_file, url_cache_path
+from ram_lightning.models.checkpoint_reading import CheckpointError, load_checkpoint_file, url_cache_path
+from ram_lightning.run.checkpoint_io import SafeCheckpointIO
 from tests.http_server import serve
 from tests.tiny_run import RAM, ROOT, subprocess_env
 
@@ -232,7 +233,7 @@ def write_naming(folder: Path, key: str, class_path: str) -> Path:
 NAMING = """
 import sys
 from ram_lightning import AttentionClassifier
-from ram_lightning.run.checkpoint_io import CheckpointError
+from ram_lightning.models.checkpoint_reading import CheckpointError
 try:
     AttentionClassifier.load_from_checkpoint(sys.argv[1])
 except CheckpointError as error:
