@@ -1,5 +1,5 @@
-"""Alias kept for old configs (``ram_lightning.tracking.WandbRunInfo``): W&B tracking lives in
-:mod:`ram_lightning.run.tracking`."""
-from ram_lightning.run.tracking import WandbRunInfo
+"""Alias kept for old configs and checkpoints (``ram_lightning.tracking.WandbRunInfo``): W&B tracking
+lives in :mod:`ram_lightning.run.tracking` (the mode) and :mod:`ram_lightning.run.wandb_run` (the run)."""
+from ram_lightning.run.wandb_run import WandbRunInfo
 
 __all__ = ["WandbRunInfo"]

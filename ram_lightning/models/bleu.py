@@ -26,7 +26,8 @@ positive BLEU rather than 0 (that order contributes a factor ``(1e-15 / totals_k
 perfect corpus scores a hair below 100 (by about ``2e-7 / c``) because ``TINY < SMALL`` makes
 ``ratio`` slightly below 1 even when ``c == r``; an empty corpus (``c == 0``) scores exactly 0.
 Pass ``coco_epsilons=False`` to :func:`bleu_from_statistics` for the textbook formula without the
-constants (0/0 precisions and ``c == 0`` then give 0).
+constants (0/0 precisions and ``c == 0`` then give 0). The Metric that sums the statistics over
+batches and DDP processes is :class:`ram_lightning.models.corpus_bleu.CorpusBLEU`.
 
 Known differences from ``nltk.translate.bleu_score.corpus_bleu`` (no smoothing, weights
 ``(1/n,) * n``), which otherwise agrees to float rounding:
@@ -49,7 +50,6 @@ from typing import Any, Dict, Hashable, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 
 __all__ = [
     "TINY",
@@ -58,7 +58,7 @@ __all__ = [
     "bleu_statistics",
     "bleu_from_statistics",
     "corpus_bleu",
-    "CorpusBLEU",
+    "corpus_statistics",
 ]
 
 TINY = 1e-15
@@ -67,7 +67,7 @@ SMALL = 1e-9
 """coco's ``small``: added to each precision denominator and to the reference length."""
 
 
-def _check_max_n(max_n: int) -> None:
+def check_max_n(max_n: int) -> None:
     if isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 1:
         raise ValueError(f"max_n must be a positive int, got {max_n!r}")
 
@@ -99,7 +99,7 @@ def ngram_counts(tokens: Sequence[Hashable], max_n: int) -> Counter:
         >>> sorted(ngram_counts(["a", "b", "a"], 2).items())
         [(('a',), 2), (('a', 'b'), 1), (('b',), 1), (('b', 'a'), 1)]
     """
-    _check_max_n(max_n)
+    check_max_n(max_n)
     _check_tokens(tokens, "tokens")
     tokens = tuple(tokens)
     counts: Counter = Counter()
@@ -138,7 +138,7 @@ def bleu_statistics(hypothesis: Sequence[str], references: Sequence[Sequence[str
         >>> bleu_statistics(["the", "the", "cat"], [["the", "cat"], ["a", "cat", "sat", "down"]], max_n=2)
         tensor([2, 1, 3, 2, 3, 2])
     """
-    _check_max_n(max_n)
+    check_max_n(max_n)
     _check_tokens(hypothesis, "hypothesis")
     if isinstance(references, (str, bytes)) or len(references) == 0:
         raise ValueError(
@@ -165,10 +165,10 @@ def bleu_statistics(hypothesis: Sequence[str], references: Sequence[Sequence[str
     return torch.tensor(stats, dtype=torch.long)
 
 
-def _corpus_statistics(hypotheses: Sequence[Sequence[str]], references_list: Sequence[Sequence[Sequence[str]]],
+def corpus_statistics(hypotheses: Sequence[Sequence[str]], references_list: Sequence[Sequence[Sequence[str]]],
                        max_n: int) -> Tensor:
     """Sum of :func:`bleu_statistics` over a corpus (int64 ``[2 * max_n + 2]``)."""
-    _check_max_n(max_n)
+    check_max_n(max_n)
     if isinstance(hypotheses, (str, bytes)) or isinstance(references_list, (str, bytes)):
         raise TypeError("hypotheses and references_list must be lists (of token lists), not strings")
     if len(hypotheses) != len(references_list):
@@ -216,7 +216,7 @@ def bleu_from_statistics(stats: Tensor, max_n: int = 4, *, coco_epsilons: bool =
         >>> bleu_from_statistics(stats)  # sqrt(5/6 * 4/5), (1/2)^(1/3), (1/3)^(1/4)
         tensor([83.3333, 81.6497, 79.3701, 75.9836], dtype=torch.float64)
     """
-    _check_max_n(max_n)
+    check_max_n(max_n)
     if stats.shape != (2 * max_n + 2,):
         raise ValueError(f"stats must have shape [{2 * max_n + 2}] for max_n={max_n}, got {tuple(stats.shape)}")
     values = [float(v) for v in stats.detach().cpu().tolist()]
@@ -282,77 +282,4 @@ def corpus_bleu(hypotheses: Sequence[Sequence[str]], references_list: Sequence[S
         >>> corpus_bleu(hyps, [[["a", "dog", "runs", "fast"], ["a", "dog"]]], max_n=2)
         tensor([100.0000, 100.0000], dtype=torch.float64)
     """
-    return bleu_from_statistics(_corpus_statistics(hypotheses, references_list, max_n), max_n)
-
-
-class CorpusBLEU(Metric):
-    """coco-caption corpus BLEU-1..``max_n`` as a torchmetrics ``Metric``, correct under DDP.
-
-    The states are the summed :func:`bleu_statistics` of every hypothesis seen — clipped matches
-    and totals per order, total hypothesis length, total closest-reference length — as int64
-    tensors with ``dist_reduce_fx="sum"``. Summing them across ranks (what torchmetrics does on
-    ``compute()`` under DDP) gives exactly the statistics of the whole corpus, so the result is
-    the same as one process scoring everything (note DDP samplers may pad the last batch by
-    repeating samples; those duplicates are counted like any other hypothesis).
-
-    Args:
-        max_n: the largest n-gram order (4 gives ``bleu1``..``bleu4``).
-        coco_epsilons: see :func:`bleu_from_statistics`; default reproduces coco exactly.
-        **kwargs: passed on to ``torchmetrics.Metric`` (e.g. ``dist_sync_fn``).
-
-    Example:
-        >>> metric = CorpusBLEU(max_n=2)
-        >>> metric.update([["a", "dog", "runs"]], [[["a", "dog", "runs", "fast"]]])
-        >>> metric.update([["the", "cat"]], [[["the", "cat"], ["a", "black", "cat"]]])
-        >>> {name: round(value.item(), 4) for name, value in metric.compute().items()}
-        {'bleu1': 81.8731, 'bleu2': 81.8731}
-
-        Every n-gram matches; corpus ``c = 3 + 2 = 5``, ``r = 4 + 2 = 6``, ``BP = exp(1 - 6/5)``.
-    """
-
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
-    matches: Tensor
-    totals: Tensor
-    hyp_length: Tensor
-    ref_length: Tensor
-
-    def __init__(self, max_n: int = 4, coco_epsilons: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        _check_max_n(max_n)
-        self.max_n = max_n
-        self.coco_epsilons = coco_epsilons
-        self.add_state("matches", default=torch.zeros(max_n, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("totals", default=torch.zeros(max_n, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("hyp_length", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("ref_length", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[Sequence[str]]]) -> None:
-        """Add a batch of captions.
-
-        Args:
-            hypotheses: one token list per image (special tokens already stripped).
-            references: for each hypothesis, a non-empty list of reference token lists.
-
-        Raises:
-            ValueError: the two lists differ in length, or some hypothesis has no references.
-            TypeError: a sentence is given as a plain string instead of a token list.
-        """
-        stats = _corpus_statistics(hypotheses, references, self.max_n).to(self.matches.device)
-        n = self.max_n
-        self.matches += stats[:n]
-        self.totals += stats[n:2 * n]
-        self.hyp_length += stats[2 * n]
-        self.ref_length += stats[2 * n + 1]
-
-    def statistics(self) -> Tensor:
-        """The current (local, unsynced) states as one ``[2 * max_n + 2]`` statistics tensor."""
-        return torch.cat([self.matches, self.totals, self.hyp_length.reshape(1), self.ref_length.reshape(1)])
-
-    def compute(self) -> Dict[str, Tensor]:
-        """BLEU of everything seen so far (all ranks): ``{"bleu1": ..., "bleu{max_n}": ...}``, 0-100
-        scalar tensors (float64)."""
-        scores = bleu_from_statistics(self.statistics(), self.max_n, coco_epsilons=self.coco_epsilons)
-        return {f"bleu{n}": scores[n - 1] for n in range(1, self.max_n + 1)}
+    return bleu_from_statistics(corpus_statistics(hypotheses, references_list, max_n), max_n)

@@ -26,7 +26,7 @@ from ram_lightning.core.caption_inference import CaptionInferenceNetwork
 from ram_lightning.core.image_encoder import build_grid_encoder
 from ram_lightning.core.precision import Float32Linear
 from ram_lightning.errors import UserError
-from ram_lightning.models.bleu import CorpusBLEU
+from ram_lightning.models.corpus_bleu import CorpusBLEU
 from ram_lightning.models.compiled_step import CompileOption
 from ram_lightning.models.module import EstimatorModule
 from ram_lightning.models.optimizers import default_optimizer

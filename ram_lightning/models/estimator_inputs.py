@@ -44,7 +44,7 @@ class EstimatorInputs:
         ``load_from_checkpoint(path)`` alone rebuilds it. Call it after ``save_hyperparameters``.
 
         Checkpoints save ``hparams``; the loggers record ``hparams_initial``, which keeps the
-        estimator out (``ram_lightning.run.tracking.WandbRunInfo`` records its repr).
+        estimator out (``ram_lightning.run.wandb_run.WandbRunInfo`` records its repr).
         """
         self.estimator = get_estimator(estimator)
         self.plan = SamplingPlan.of(self.estimator)

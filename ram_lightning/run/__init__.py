@@ -7,5 +7,5 @@ the run's name and model), ``record`` (where a run logs, kept in its checkpoints
 saves) and ``checkpoint_hparams`` (a checkpoint's hyperparameters against the config), ``signals``
 (Ctrl-C / SIGTERM save a resumable checkpoint), ``precision_choice``, ``prediction_writer``,
 ``rank_seeds``, ``user_errors`` / ``parser_errors`` (one line ``ram: error: ...``), ``batch_counts``,
-``quiet``, and W&B: ``wandb_server``, ``tracking``.
+``quiet``, and W&B: ``wandb_server`` (is it reachable), ``tracking`` (online or offline), ``wandb_run``.
 """

@@ -50,7 +50,8 @@ from ram_lightning.run.defaults import DEFAULTS_FILE, fill_run_defaults
 from ram_lightning.run.folders import claim_version_folders, release_empty
 from ram_lightning.run.record import RunRecord, apply_run_record, continue_csv_logs, read_run_record
 from ram_lightning.run.saved_config import KeepingSaveConfig
-from ram_lightning.run.tracking import WandbRunLine, configure_wandb, drop_default_anonymous, finish_wandb
+from ram_lightning.run.tracking import configure_wandb
+from ram_lightning.run.wandb_run import WandbRunLine, drop_default_anonymous, finish_wandb
 from ram_lightning.run.user_errors import as_user_error, check_config_files, trainer_option_error
 
 # The end of `ram <subcommand> --help`: where the model's, data's and estimator's options are.

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 
-from ram_lightning.viz.glimpses import _font, image_to_pil, picture_grid, save_and_log_picture
+from ram_lightning.viz.drawing import image_to_pil, label_font, picture_grid, save_and_log_picture
 
 HIGHLIGHT = (255, 64, 32)
 
@@ -27,7 +27,7 @@ def draw_caption_attention(image: Tensor, words: Sequence[str], cells: Sequence[
     ``reference`` (tokens of a reference caption) when given. Returns an RGB image."""
     base = image_to_pil(image, zoom)
     width, height = base.size
-    font = _font(14)
+    font = label_font(14)
     label_h = 20
     reference_h = label_h if reference is not None else 0
     words, cells = list(words)[:max_words], list(cells)[:max_words]

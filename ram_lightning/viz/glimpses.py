@@ -15,15 +15,15 @@ when they agree, red when not).
 from __future__ import annotations
 
 import colorsys
-import os
 from typing import List, Optional, Sequence, Tuple
 
 import pytorch_lightning as pl
 import torch
-from PIL import Image, ImageDraw, ImageFont
-from pytorch_lightning.loggers import WandbLogger
+from PIL import Image, ImageDraw
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
+
+from ram_lightning.viz.drawing import image_to_pil, label_font, picture_grid, save_and_log_picture
 
 Colour = Tuple[int, int, int]
 
@@ -35,24 +35,6 @@ def glimpse_colours(count: int) -> List[Colour]:
 
 def _dim(colour: Colour, factor: float) -> Colour:
     return tuple(round(factor * c) for c in colour)
-
-
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, ImportError, OSError):  # Pillow without FreeType: the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def image_to_pil(image: Tensor, zoom: int = 3) -> Image.Image:
-    """image [C, H, W] in [0, 1] (C = 1 or 3; other C are averaged) -> RGB image [H*zoom, W*zoom]."""
-    if image.dim() != 3:
-        raise ValueError(f"expected an image [C, H, W], got shape {tuple(image.shape)}")
-    if image.shape[0] not in (1, 3):
-        image = image.mean(0, keepdim=True)
-    pixels = (image.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-    picture = Image.fromarray(pixels[0].numpy(), "L") if pixels.shape[0] == 1 else Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
-    return picture.convert("RGB").resize((picture.width * zoom, picture.height * zoom), Image.Resampling.NEAREST)
 
 
 def patch_box(location: Sequence[float], width: float, image_hw: Tuple[int, int], zoom: int = 1) -> Tuple[int, int, int, int]:
@@ -105,7 +87,7 @@ def draw_glimpses(
     locations = locations.detach().float().cpu().tolist()
     factors = [1.0] * len(locations) if scales is None else scales.detach().float().cpu().tolist()
     colours = glimpse_colours(len(locations))
-    font = _font(label_font_size(zoom))
+    font = label_font(label_font_size(zoom))
     centres = [((x + 1) / 2 * width * zoom, (y + 1) / 2 * height * zoom) for x, y in locations]
     if len(centres) > 1:
         for n in range(1, len(centres)):
@@ -132,7 +114,7 @@ def draw_glimpses(
                 break
     if predicted is None and target is None:
         return picture
-    font = _font(label_font_size(zoom) + 2)
+    font = label_font(label_font_size(zoom) + 2)
     text = f"pred {predicted}  true {target}"
     text_box = ImageDraw.Draw(picture).textbbox((0, 0), text, font=font)
     strip = text_box[3] - text_box[1] + 8
@@ -141,20 +123,6 @@ def draw_glimpses(
     colour = (80, 220, 80) if predicted == target else (255, 80, 80)
     ImageDraw.Draw(captioned).text((3, picture.height + 4 - text_box[1]), text, fill=colour, font=font)
     return captioned
-
-
-def picture_grid(pictures: Sequence[Image.Image], columns: int = 4, gap: int = 4) -> Image.Image:
-    """Tile pictures (same size) in rows of ``columns`` on a grey background."""
-    if not pictures:
-        raise ValueError("picture_grid needs at least one picture")
-    columns = max(1, min(columns, len(pictures)))
-    rows = -(-len(pictures) // columns)
-    cell_w, cell_h = pictures[0].size
-    grid = Image.new("RGB", (columns * cell_w + (columns + 1) * gap, rows * cell_h + (rows + 1) * gap), (96, 96, 96))
-    for index, picture in enumerate(pictures):
-        row, column = divmod(index, columns)
-        grid.paste(picture, (gap + column * (cell_w + gap), gap + row * (cell_h + gap)))
-    return grid
 
 
 def render_glimpse_grid(pl_module: pl.LightningModule, images: Tensor, targets: Tensor, zoom: int = 3, columns: int = 4,
@@ -234,16 +202,3 @@ class GlimpsePictures(pl.Callback):
             return
         picture = render_glimpse_grid(pl_module, torch.cat(self._images), torch.cat(self._targets), self.zoom, self.columns)
         self.last_path = save_and_log_picture(trainer, picture, "glimpses", "val/glimpses")
-
-
-def save_and_log_picture(trainer: pl.Trainer, picture: Image.Image, folder: str, key: str) -> str:
-    """Save ``picture`` as ``<log dir>/<folder>/epoch_{epoch:03d}.png`` and log it as ``key`` to
-    every attached WandbLogger; returns the path. Call on global rank zero only."""
-    directory = os.path.join(trainer.log_dir or trainer.default_root_dir, folder)
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"epoch_{trainer.current_epoch:03d}.png")
-    picture.save(path)
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            logger.log_image(key=key, images=[picture], step=trainer.global_step, caption=[f"epoch {trainer.current_epoch}"])
-    return path

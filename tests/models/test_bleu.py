@@ -23,8 +23,9 @@ from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 from torchmetrics.utilities.data import dim_zero_sum
 
 import ram_lightning.models.bleu as bleu_module
-from ram_lightning.models.bleu import (SMALL, TINY, CorpusBLEU, bleu_from_statistics, bleu_statistics, corpus_bleu,
-                                ngram_counts)
+import ram_lightning.models.corpus_bleu as corpus_bleu_module
+from ram_lightning.models.bleu import SMALL, TINY, bleu_from_statistics, bleu_statistics, corpus_bleu, ngram_counts
+from ram_lightning.models.corpus_bleu import CorpusBLEU
 
 MAX_N = 4
 NLTK_WEIGHTS = [tuple([1.0 / n] * n) for n in range(1, MAX_N + 1)]
@@ -251,7 +252,8 @@ def test_bad_inputs_raise_clear_errors():
 
 def test_docstring_examples():
     result = doctest.testmod(bleu_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 8 and result.failed == 0
+    metric = doctest.testmod(corpus_bleu_module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted + metric.attempted >= 8 and result.failed == metric.failed == 0
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from ram_lightning.run import tracking
 from ram_lightning.errors import UserError
 from ram_lightning.viz.glimpses import GlimpsePictures
 from ram_lightning.run import wandb_server
-from ram_lightning.run.tracking import WandbRunInfo, WandbRunLine, configure_wandb, ensure_wandb_mode
+from ram_lightning.run.tracking import configure_wandb, ensure_wandb_mode
+from ram_lightning.run.wandb_run import WandbRunInfo, WandbRunLine
 from ram_lightning.run.wandb_server import can_reach
 from tests.viz.test_glimpses import fit_tiny
 from tests.run.test_wandb_server import closed_port, silent_listener
