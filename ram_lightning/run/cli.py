@@ -42,6 +42,7 @@ from ram_lightning.run.checkpoint_hparams import check_linked_hparams, explicit_
 from ram_lightning.models.checkpoint_reading import load_checkpoint_file
 from ram_lightning.run.checkpoint_io import SafeCheckpointIO
 from ram_lightning.run.rank_seeds import RankSeeds
+from ram_lightning.core.image_encoder import build_grid_encoder
 from ram_lightning.errors import NonFiniteError, UserError
 from ram_lightning.run.signals import SaveOnSignal
 from ram_lightning.run.prediction_writer import JsonLinesWriter
@@ -172,6 +173,7 @@ class RamCLI(LightningCLI):
             continue_csv_logs(self.trainer.loggers)
         if getattr(self, "trainer", None) is not None:
             drop_default_anonymous(self.trainer.loggers)
+        hand_over_feature_encoder(getattr(self, "datamodule", None))
 
     def _warn_without_checkpoint(self) -> None:
         if not self.config_dump_value("ckpt_path"):
@@ -213,6 +215,13 @@ class RamCLI(LightningCLI):
 
     def config_dump_value(self, key: str):
         return self.config.get(self.subcommand, self.config).get(key)
+
+
+def hand_over_feature_encoder(datamodule) -> None:
+    """A caption DataModule that caches a frozen encoder's features (``cache_features``) gets the
+    models' encoder builder unless its config named one: data never imports the models."""
+    if datamodule is not None and getattr(datamodule, "cache_features", None) and getattr(datamodule, "feature_encoder", 0) is None:
+        datamodule.feature_encoder = build_grid_encoder
 
 
 def build_cli(args: Optional[List[str]] = None, run: bool = True, on_signal: Optional[SaveOnSignal] = None) -> RamCLI:

