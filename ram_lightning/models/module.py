@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from estimators import EstimatorOutput, SampleTerms
 from estimators.base import call_without_host_sync
+from estimators.registry import import_class
 from ram_lightning.core.precision import full_precision
 from ram_lightning.errors import UserError
 from ram_lightning.models.checkpoint_reading import CheckpointError, load_checkpoint_file
@@ -163,9 +164,17 @@ class EstimatorModule(EstimatorInputs, EvaluationStreams, DivergenceChecks, pl.L
                              weights_only=None, **kwargs):
         """Lightning's ``load_from_checkpoint``, always with ``weights_only=True`` (URLs too:
         Lightning's default there would unpickle arbitrary code); an unsafe or unreadable file
-        is a ``CheckpointError`` naming it."""
+        is a ``CheckpointError`` naming it.
+
+        The model class a checkpoint of the ``ram`` command names (``_class_path``, trusted: checked
+        by ``load_checkpoint_file`` before any import) is imported first, since Lightning accepts only
+        a class already imported: so that the paths older checkpoints name (``ram_lightning.classifier``,
+        an alias module now) still load."""
         if weights_only is False:
             raise CheckpointError(f"checkpoint {checkpoint_path}: loads with weights_only off are not allowed (they can run code)")
         if isinstance(checkpoint_path, (str, os.PathLike)):
-            load_checkpoint_file(checkpoint_path)  # one clear error for a missing, unsafe or broken file
+            checkpoint = load_checkpoint_file(checkpoint_path)  # one clear error for a missing, unsafe or broken file
+            class_path = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+            if isinstance(class_path, str):
+                import_class(class_path, what="model")
         return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, weights_only=True, **kwargs)
