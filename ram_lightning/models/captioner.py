@@ -62,7 +62,7 @@ class AttentionCaptioner(EstimatorModule):
             false, true, auto, or options such as ``{mode: reduce-overhead}``.
     """
 
-    checkpoint_monitor = ("val/bleu4", "max")  # what the best checkpoint monitors (ram_lightning/run_defaults.py)
+    checkpoint_monitor = ("val/bleu4", "max")  # what the best checkpoint monitors (read by ram_lightning/run/defaults.py)
 
     def __init__(
         self,

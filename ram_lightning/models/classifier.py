@@ -81,7 +81,7 @@ class AttentionClassifier(EstimatorModule):
             ``{{mode: reduce-overhead}}``.
     """
 
-    checkpoint_monitor = ("val/error", "min")  # what the best checkpoint monitors (ram_lightning/run_defaults.py)
+    checkpoint_monitor = ("val/error", "min")  # what the best checkpoint monitors (read by ram_lightning/run/defaults.py)
 
     def __init__(
         self,

@@ -1,5 +1,5 @@
 """An integer batch limit is a count of batches, a number with a decimal point a fraction
-(ram_lightning/batch_counts.py), in a config file and on the command line alike."""
+(ram_lightning/run/batch_counts.py), in a config file and on the command line alike."""
 from typing import Optional, Union
 
 import pytest

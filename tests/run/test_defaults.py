@@ -1,4 +1,4 @@
-"""The shared defaults (ram_lightning/defaults.yaml + run_defaults.py): composed before every
+"""The shared defaults (ram_lightning/defaults.yaml + run/defaults.py): composed before every
 config, filled in from the run's name and model, shown by --print_config, overridable."""
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""jsonargparse's multi-line parser errors summarised in one line (ram_lightning/parser_errors.py),
+"""jsonargparse's multi-line parser errors summarised in one line (ram_lightning/run/parser_errors.py),
 on messages as jsonargparse 4.x writes them."""
 import pytest
 
