@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ablations behind the README's "why plain wake-sleep trails REINFORCE", in priority order,
+# The ablations behind docs/lab.md's "why plain wake-sleep trails", in priority order,
 # each 3 seeds at half the CPU budget (1,200 updates, validated every 300, so every ablation can
 # be contrasted with the standard suite at update 1,200). One after another; pass names to run
 # only some:  bash benchmarks/ablations.sh a_detach b_control_variates

@@ -92,7 +92,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--source", choices=("mnist", "rendered"), default="mnist", help="rendered: offline stand-in digits")
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default=None,
-                        help="the Trainer's precision of every run (default 32-true: the lab's figures in the README are 32-bit)")
+                        help="the Trainer's precision of every run (default 32-true: the lab's figures in docs/lab.md are 32-bit)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--time-only", type=int, metavar="STEPS", help="only time STEPS updates per variant, interleaved")
     return parser.parse_args(argv)

@@ -40,7 +40,7 @@ size 256, 10 classes, ``reinforce`` with its learned baseline -- for each K. Pri
 5. The captioner's step (configs/flickr8k_wake_sleep_cv.yaml sizes on precomputed 7x7x1280
    features, wake_sleep_cv, B = 32, K = 5), 32-bit and bf16-mixed interleaved.
 CPU timings mean something only on an otherwise idle machine: the script prints the load average.
-On a CPU without a native bf16 matrix unit (``ram_lightning.precision_choice.cpu_bf16_unit``; e.g.
+On a CPU without a native bf16 matrix unit (``ram_lightning.run.precision_choice.cpu_bf16_unit``; e.g.
 x86 without AVX512-BF16/AMX) bf16 products are emulated and a bf16 step takes seconds (the
 captioner's two minutes): the benchmark says so, caps the rounds at ``EMULATED_BF16_REPEATS``
 (warm-up 1), times the captioner once per precision without warm-up, and skips the PASSIVE run.
@@ -90,7 +90,7 @@ from benchmarks.training_steps import (  # noqa: E402
     time_interleaved,
 )
 from ram_lightning.core import GlimpseSensor, image_pyramid  # noqa: E402
-from ram_lightning.precision_choice import cpu_bf16_unit  # noqa: E402
+from ram_lightning.run.precision_choice import cpu_bf16_unit  # noqa: E402
 
 SENSOR_REPEAT_FACTOR = 4
 EMULATED_BF16_REPEATS = 5

@@ -7,7 +7,7 @@ off inside the estimator; then the host check of the terms), ``backward()``, ``A
 ``zero_grad``. Under ``bf16-mixed`` the forward runs in ``torch.autocast(device, bfloat16)``
 exactly as Lightning's ``bf16-mixed`` precision runs it (fp32 weights, bf16 products, fp32
 gradients and optimizer). A compiled step is the same with the model option ``compile`` set
-(``ram_lightning.compiled_step``): the training forward compiled whole, as ``ram fit`` runs it.
+(``ram_lightning.models.compiled_step``): the training forward compiled whole, as ``ram fit`` runs it.
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from torch import Tensor, nn
 
 from benchmarks.step_costs import synchronize
 from estimators import Reinforce, WakeSleepCV
-from ram_lightning.captioner import SPECIAL_TOKENS, AttentionCaptioner
-from ram_lightning.classifier import AttentionClassifier
-from ram_lightning.compiled_step import compile_settings
+from ram_lightning.models.captioner import SPECIAL_TOKENS, AttentionCaptioner
+from ram_lightning.models.classifier import AttentionClassifier
+from ram_lightning.models.compiled_step import compile_settings
 
 PRECISIONS = ("32-true", "bf16-mixed")
 SEED = 0

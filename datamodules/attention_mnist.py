@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import logging
 
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader
 
+from datamodules.base import BaseDataModule, make_loader
 from datamodules.canvas import CanvasDataset, check_geometry, parse_canvas_size
-from datamodules.loading import make_loader
 from datamodules.mnist import load_mnist
 from datamodules.mnist_download import download_mnist
 from datamodules.mnist_files import DATA_DIR_ENV, find_mnist, resolve_data_dir
@@ -69,9 +68,11 @@ _ARGS_DOC = """
 """
 
 
-class AttentionMNIST(pl.LightningDataModule):
+class AttentionMNIST(BaseDataModule):
     __doc__ = """MNIST digits on a bigger canvas: translated, optionally scaled and cluttered.
 
+    Batches (the classifiers' contract, ``datamodules.base``): images float32 [B, 1, H, W] in
+    [0, 1] and labels int64 [B]; the CLI links ``image_shape`` and ``num_classes`` into the model.
     Splits: train = the 60000 training digits less ``val_size`` held out by a permutation
     fixed by ``seed``; validation = those ``val_size``; test = the 10000 test digits.
     Training images are new every epoch; validation and test images are fixed by ``seed``.
@@ -95,17 +96,13 @@ class AttentionMNIST(pl.LightningDataModule):
         seed: int = 0,
         predict_dir: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size=batch_size, num_workers=num_workers, predict_dir=predict_dir)
         if source not in SOURCES:
             raise UserError(f"source must be one of {', '.join(SOURCES)}; got {source!r}")
         self.canvas_hw = parse_canvas_size(canvas_size)
         self.scale_range = check_geometry(self.canvas_hw, scale_range, num_distractors,
                                            distractor_size)
         self._check_sizes(val_size, train_size, test_size, MNIST_TRAIN_COUNT, MNIST_TEST_COUNT)
-        if batch_size < 1:
-            raise UserError(f"batch_size must be >= 1, got {batch_size}")
-        if num_workers < 0:
-            raise UserError(f"num_workers must be >= 0, got {num_workers}")
         self.data_dir = data_dir
         self.source = source
         self.download = download
@@ -114,12 +111,7 @@ class AttentionMNIST(pl.LightningDataModule):
         self.val_size = val_size
         self.train_size = train_size
         self.test_size = test_size
-        self.batch_size = batch_size
-        self.num_workers = num_workers
         self.seed = seed
-        self.predict_dir = predict_dir
-        self.data_description: str | None = None  # what setup() loaded, in words
-        self._datasets: dict[str, CanvasDataset] | None = None
 
     @staticmethod
     def _check_sizes(val_size: int, train_size: int | None, test_size: int | None,
@@ -237,37 +229,22 @@ class AttentionMNIST(pl.LightningDataModule):
             recipe.append(f"{self.num_distractors} distractors of {size}x{size}")
         return f"Data: {source} ({sizes}), {', '.join(recipe)}"
 
-    # ---- loaders
+    # ---- what the base's loaders need
 
-    def dataset(self, split: str) -> CanvasDataset:
-        """The ``"train"``, ``"val"`` or ``"test"`` dataset (calls :meth:`setup` if needed)."""
-        self.setup()
-        return self._datasets[split]
+    def predict_fit(self):
+        """``ram predict`` folders: grey levels, scaled down only if larger than the canvas, centred on it."""
+        from datamodules.predict_images import CanvasFit
 
-    def _loader(self, split: str) -> DataLoader:
-        return make_loader(self.dataset(split), split, self.batch_size, self.num_workers)
+        return CanvasFit(self.canvas_hw)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
+    def predict_split(self) -> DataLoader:
+        """Without ``predict_dir``: the test split, items ``{"images", "image": index}``."""
+        from datamodules.predict_images import IndexedImages
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        return make_loader(IndexedImages(self.dataset("test")), "predict", self.batch_size, self.num_workers)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        """Items ``{"images", "image"}``: every PNG / JPEG in ``predict_dir`` fitted to the canvas
-        (``image`` = its path), else the test split (``image`` = its index there)."""
-        from datamodules.predict_images import CanvasFit, ImageFolder, IndexedImages
-
-        dataset = ImageFolder(self.predict_dir, CanvasFit(self.canvas_hw)) if self.predict_dir else IndexedImages(self.dataset("test"))
-        return make_loader(dataset, "predict", self.batch_size, self.num_workers)
-
-    def __str__(self) -> str:
-        """A description that reads no data (Lightning's would build every dataloader; jsonargparse
-        formats the DataModule while it applies the CLI's argument links)."""
-        return f"{type(self).__name__}(source={self.source!r}, canvas={self.canvas_hw[0]}x{self.canvas_hw[1]})"
+    def settings(self) -> str:
+        return f"source={self.source!r}, canvas={self.canvas_hw[0]}x{self.canvas_hw[1]}"
 
 
 class TranslatedMNIST(AttentionMNIST):

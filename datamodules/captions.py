@@ -1,21 +1,25 @@
 """The base of the captioning data modules (:class:`CaptionDataModule`): captions, the
-vocabulary (:mod:`datamodules.vocabulary`), the optional feature cache and the loaders; the
-batches are those of :func:`datamodules.caption_dataset.collate_captions`.
+vocabulary (:mod:`datamodules.vocabulary`) and the optional feature cache; the loaders are those of
+:class:`datamodules.base.BaseDataModule`, the batches those of
+:func:`datamodules.caption_dataset.collate_captions`.
+
+The feature cache computes a frozen encoder's features once per image. The encoder is handed in,
+never imported from the models: ``feature_encoder`` (a callable from the encoder's name, e.g.
+``efficientnet_lite0``, to the ``nn.Module``) is set in the config
+(``feature_encoder: ram_lightning.core.image_encoder.build_grid_encoder``) or, when the config leaves
+it out, by the ``ram`` command from the model side (``ram_lightning.run.cli``).
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info
-from torch.utils.data import DataLoader
 
+from datamodules.base import BaseDataModule
 from datamodules.caption_dataset import CaptionDataset, collate_captions
-from datamodules.loading import make_loader
 from datamodules.vocabulary import Vocabulary, tokenize
 from ram_lightning.errors import UserError
 
@@ -34,44 +38,54 @@ def image_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
     return size
 
 
-class CaptionDataModule(pl.LightningDataModule):
+class CaptionDataModule(BaseDataModule):
     """What :class:`~datamodules.flickr8k.Flickr8k` and
     :class:`~datamodules.synthetic_captions.SyntheticCaptions` share: the vocabulary (loaded
     from ``vocab_path`` when that file exists, else built from the training captions and saved
-    there), the properties the model links to, and the loaders.
+    there), the properties the model links to (``image_shape``, ``vocabulary``), the feature cache
+    and the loaders (:class:`~datamodules.base.BaseDataModule`). Batches: see ``datamodules.base``.
 
     Subclasses implement :meth:`_caption_splits` (text only: ``{"train"|"val"|"test":
     [(image_id, source, captions), ...]}``) and :meth:`_image_loader`, and may check the
-    images in :meth:`_check_images`.
+    images in :meth:`_check_images`; they declare ``image_size`` and ``min_count`` with their own
+    defaults and pass the rest on by keyword.
+
+    Args:
+        image_size: side of the resized images, or ``(H, W)``.
+        min_count: words seen fewer times in the training captions become ``<unk>``.
+        vocab_path: ``vocab.json`` to load if it exists, else to write after building from the
+            training captions. None: built in memory and, with a Trainer that has a logger, saved as
+            ``vocab.json`` in the run's log directory.
+        batch_size: items per batch.
+        num_workers: DataLoader worker processes (0: load in the main process).
+        cache_features: a frozen encoder's name (e.g. ``efficientnet_lite0``): compute its
+            features of every image once into ``feature_cache_dir``; batches then carry
+            ``features`` [B, L, D] instead of images. None: images.
+        feature_cache_dir: root of the feature cache (None: ./cache/features).
+        feature_encoder: builds the encoder named by ``cache_features`` (a callable: name ->
+            ``nn.Module`` with ``feature_size``); None: the ``ram`` command hands over the models'
+            ``ram_lightning.core.image_encoder.build_grid_encoder``.
+        predict_dir: a folder of PNG / JPEG files for ``ram predict`` (resized to
+            ``image_size``); None: predict on the test split.
     """
 
-    splits = ("train", "val", "test")
-
-    def __init__(self, image_size: int | Sequence[int], batch_size: int, num_workers: int,
-                 min_count: int, vocab_path: str | os.PathLike | None,
-                 cache_features: str | None = None, feature_cache_dir: str | os.PathLike | None = None,
-                 predict_dir: str | os.PathLike | None = None) -> None:
-        super().__init__()
-        self.predict_dir = predict_dir  # ram predict: a folder of PNG / JPEG files instead of the test split
+    def __init__(self, image_size: int | Sequence[int], min_count: int, vocab_path: str | None = None,
+                 batch_size: int = 32, num_workers: int = 0, cache_features: str | None = None,
+                 feature_cache_dir: str | None = None, feature_encoder: Optional[Callable[[str], Any]] = None,
+                 predict_dir: str | None = None) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, predict_dir=predict_dir)
         self.cache_features = cache_features
         self.feature_cache_dir = Path(feature_cache_dir) if feature_cache_dir is not None else Path("cache") / "features"
+        self.feature_encoder = feature_encoder
         self.image_hw = image_hw(image_size)
-        if batch_size < 1:
-            raise UserError(f"batch_size must be >= 1, got {batch_size}")
-        if num_workers < 0:
-            raise UserError(f"num_workers must be >= 0, got {num_workers}")
         if min_count < 1:
             raise UserError(f"min_count must be >= 1, got {min_count}")
-        self.batch_size = batch_size
-        self.num_workers = num_workers
         self.min_count = min_count
         self.vocab_path = None if vocab_path is None else Path(vocab_path)
-        self.data_description: str | None = None  # what setup() loaded, in words
         self.vocab_description: str | None = None
         self._samples: dict[str, list[tuple[str, Any, list[str]]]] | None = None
         self._tokens: dict[str, list[list[list[str]]]] = {}
         self._vocab: Vocabulary | None = None
-        self._datasets: dict[str, CaptionDataset] | None = None
 
     # ---- to implement
 
@@ -173,9 +187,13 @@ class CaptionDataModule(pl.LightningDataModule):
         weights); items then carry
         ``features`` [L, D] instead of images. Returns (samples keyed by image id, loader)."""
         from datamodules.feature_cache import FeatureCache, weights_digest
-        from ram_lightning.core.image_encoder import build_grid_encoder
 
-        encoder = build_grid_encoder(self.cache_features)
+        if self.feature_encoder is None:
+            raise UserError(
+                f"cache_features={self.cache_features!r} needs the encoder that computes the features: set "
+                f"feature_encoder (e.g. ram_lightning.core.image_encoder.build_grid_encoder; the ram command sets it)"
+            )
+        encoder = self.feature_encoder(self.cache_features)
         cache = FeatureCache(self.feature_cache_dir, self.cache_features, self.image_hw, weights_digest(encoder))
         source_of = {image_id: source for items in samples.values() for image_id, source, _ in items}
         computed = cache.fill(list(source_of), lambda image_id: load(source_of[image_id]), encoder,
@@ -198,35 +216,16 @@ class CaptionDataModule(pl.LightningDataModule):
         self.vocab_description = self.vocab_description.replace(
             "not saved (no vocab_path)", f"saved beside the run to {path}")
 
-    def dataset(self, split: str) -> CaptionDataset:
-        """The ``"train"``, ``"val"`` or ``"test"`` dataset (calls :meth:`setup` if needed)."""
-        if split not in self.splits:
-            raise UserError(f"split must be one of {', '.join(self.splits)}; got {split!r}")
-        self.setup()
-        return self._datasets[split]
+    # ---- what the base's loaders need
 
-    def _loader(self, split: str) -> DataLoader:
-        return make_loader(self.dataset(split), split, self.batch_size, self.num_workers, collate_captions)
+    def collate_fn(self) -> Callable:
+        return collate_captions
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
+    def predict_fit(self) -> Callable[[Any], torch.Tensor]:
+        """``ram predict`` folders: RGB, resized to ``image_size``."""
+        from datamodules.predict_images import ResizeRGB
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        return ResizeRGB(self.image_hw)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        """Every PNG / JPEG in ``predict_dir`` resized to ``image_size`` (items ``{"images",
-        "image": path}``), else the test split (batches with ``image_ids``)."""
-        if not self.predict_dir:
-            return self._loader("test")
-        from datamodules.predict_images import ImageFolder, ResizeRGB
-
-        return make_loader(ImageFolder(self.predict_dir, ResizeRGB(self.image_hw)), "predict", self.batch_size, self.num_workers)
-
-    def __str__(self) -> str:
-        """A description that reads no data (Lightning's would build every dataloader; jsonargparse
-        formats the DataModule while it applies the CLI's argument links)."""
-        return f"{type(self).__name__}(image_size={self.image_hw[0]}x{self.image_hw[1]})"
+    def settings(self) -> str:
+        return f"image_size={self.image_hw[0]}x{self.image_hw[1]}"

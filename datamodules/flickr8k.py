@@ -28,8 +28,9 @@ or unreadable ones raise one DataError listing how many and the first few names
 (``on_bad_image="error"``, the default) or are dropped from their split with a warning that
 counts them (``on_bad_image="skip"``). Images are resized (bilinear, antialiased, aspect ratio
 not kept) to ``image_size`` and returned as float32 [3, H, W] in [0, 1]; normalisation for a
-pretrained encoder is the model's business. Feature caching for frozen encoders is not
-implemented.
+pretrained encoder is the model's business. With ``cache_features`` (e.g. ``efficientnet_lite0``)
+a frozen encoder's features of every image are computed once into ``feature_cache_dir`` and the
+batches carry them instead of the images (:class:`~datamodules.captions.CaptionDataModule`).
 
 Example::
 
@@ -96,23 +97,15 @@ class Flickr8k(CaptionDataModule):
             ``data_dir/Flickr8k_text``.
         image_size: side of the resized images, or ``(H, W)`` (default 224).
         min_count: words seen fewer times in the training captions become ``<unk>``.
-        vocab_path: ``vocab.json`` to load if it exists, else to write after building from the
-            training captions. None: built in memory and, with a Trainer that has a logger, saved as
-            ``vocab.json`` in the run's log directory.
         check_images: decode every image once in :meth:`setup` (a few seconds per thousand
             images) so an unreadable JPEG never fails inside a DataLoader worker. Missing
             images are always checked.
         on_bad_image: ``"error"`` (a DataError listing the missing / unreadable images) or
             ``"skip"`` (drop them from their split, with a warning counting them).
         max_malformed: most malformed token-file lines skipped before it is an error.
-        batch_size: items per batch.
-        num_workers: DataLoader worker processes (0: load in the main process).
-        cache_features: a frozen encoder's name (e.g. ``efficientnet_lite0``): compute its
-            features of every image once into ``feature_cache_dir``; batches then carry
-            ``features`` [B, L, D] instead of images. None: images.
-        feature_cache_dir: root of the feature cache (None: ./cache/features).
-        predict_dir: a folder of PNG / JPEG files for ``ram predict`` (resized to
-            ``image_size``); None: predict on the test split.
+        **kwargs: ``vocab_path``, ``batch_size``, ``num_workers``, ``cache_features``,
+            ``feature_cache_dir``, ``feature_encoder``, ``predict_dir``: see
+            :class:`~datamodules.captions.CaptionDataModule`.
     """
 
     def __init__(
@@ -123,18 +116,12 @@ class Flickr8k(CaptionDataModule):
         karpathy_json: str | None = None,
         image_size: int | tuple[int, int] = 224,
         min_count: int = 5,
-        vocab_path: str | None = None,
         check_images: bool = True,
         on_bad_image: str = "error",
         max_malformed: int = 10,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        cache_features: str | None = None,
-        feature_cache_dir: str | None = None,
-        predict_dir: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(image_size, batch_size, num_workers, min_count, vocab_path,
-                         cache_features, feature_cache_dir, predict_dir)
+        super().__init__(image_size=image_size, min_count=min_count, **kwargs)
         if split_source not in SPLIT_SOURCES:
             raise UserError(f"split_source must be one of {', '.join(SPLIT_SOURCES)}; got {split_source!r}")
         if on_bad_image not in BAD_IMAGE_POLICIES:

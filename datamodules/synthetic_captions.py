@@ -144,15 +144,10 @@ class SyntheticCaptions(CaptionDataModule):
         num_objects: ``(low, high)`` shapes per image, each in its own cell.
         image_size: side of the images, or ``(H, W)`` (default 64).
         min_count: words seen fewer times in the training captions become ``<unk>``.
-        vocab_path: ``vocab.json`` to load if it exists, else to write (see Flickr8k).
-        batch_size: items per batch.
-        num_workers: DataLoader worker processes (0: draw in the main process).
         seed: fixes the three splits (independent streams per split).
-        cache_features: a frozen encoder's name (e.g. ``efficientnet_lite0``): compute its
-            features of every image once into ``feature_cache_dir``; batches then carry
-            ``features`` [B, L, D] instead of images. None: images.
-        feature_cache_dir: root of the feature cache (None: ./cache/features).
-        predict_dir: a folder of PNG / JPEG files for ``ram predict``; None: the test split.
+        **kwargs: ``vocab_path``, ``batch_size``, ``num_workers``, ``cache_features``,
+            ``feature_cache_dir``, ``feature_encoder``, ``predict_dir``: see
+            :class:`~datamodules.captions.CaptionDataModule`.
     """
 
     def __init__(
@@ -164,16 +159,10 @@ class SyntheticCaptions(CaptionDataModule):
         num_objects: tuple[int, int] = (1, 2),
         image_size: int | tuple[int, int] = 64,
         min_count: int = 1,
-        vocab_path: str | None = None,
-        batch_size: int = 32,
-        num_workers: int = 0,
         seed: int = 0,
-        cache_features: str | None = None,
-        feature_cache_dir: str | None = None,
-        predict_dir: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(image_size, batch_size, num_workers, min_count, vocab_path,
-                         cache_features, feature_cache_dir, predict_dir)
+        super().__init__(image_size=image_size, min_count=min_count, **kwargs)
         for name, size in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
             if not isinstance(size, int) or size < 1:
                 raise UserError(f"{name} must be an integer >= 1, got {size!r}")

@@ -4,10 +4,15 @@
     est = get_estimator("reinforce", num_samples=5)
     out = est(SampleTerms(log_likelihood=l, log_prior=p, baseline=b))   # each [B, K]
     out.loss.backward()
+
+The rules an estimator follows are in the docstring of :class:`Estimator` (``estimators/base.py``);
+names and class paths are resolved in one place, :mod:`estimators.registry`. The built-ins below
+register themselves (``@register``) as this package is imported; other packages join through the
+entry-point group ``ram_lightning.estimators``.
 """
 from .base import Estimator, EstimatorOutput, SampleTerms
-from .registry import ENTRY_POINT_GROUP, available_estimators, get_estimator, register
-from .spec import build_estimator, estimator_spec
+from .registry import ENTRY_POINT_GROUP, available_estimators, build_estimator, estimator_class, get_estimator, register
+from .spec import estimator_spec
 from .pathwise import Pathwise, pathwise_surrogate
 from .reinforce import Reinforce, reinforce_surrogate
 from .rloo import Rloo, rloo_surrogate
@@ -28,6 +33,7 @@ __all__ = [
     "WakeSleepCV",
     "available_estimators",
     "build_estimator",
+    "estimator_class",
     "estimator_spec",
     "get_estimator",
     "register",

@@ -125,11 +125,9 @@ def check_finite_terms(estimator: "Estimator", terms: SampleTerms) -> None:
     """Raise NonFiniteError naming the first non-finite term and its rows (one host synchronisation)."""
     bad = non_finite_rows(terms)
     if bad is not None:
-        from .registry import estimator_name  # registry imports this module
-
         name, rows, batch = bad
         raise NonFiniteError(
-            f"estimator {estimator_name(estimator)} was given a non-finite SampleTerms.{name} "
+            f"estimator {estimator.name} was given a non-finite SampleTerms.{name} "
             f"in {rows} of {batch} rows (NaN or infinity); its buffers were not updated"
         )
 
@@ -144,20 +142,61 @@ class EstimatorOutput:
 
 
 class Estimator(nn.Module):
-    """Base class of gradient-estimator plug-ins.
+    """Base class of gradient-estimator plug-ins, and the rules every estimator follows.
 
-    Subclasses set ``sample_from`` ("prior": a^k ~ p(a|I); "proposal": a^k ~ q(a|y,I)) and
-    implement ``forward(terms) -> EstimatorOutput``. ``needs_baseline`` tells the module to
-    build a learned baseline head and fill ``SampleTerms.baseline``; ``sleep_samples`` > 0
-    asks it to fill ``SampleTerms.sleep_log_proposal`` with that many model samples per example;
-    ``reparameterize_locations`` asks it to draw locations by reparameterisation (pathwise gradients).
+    An estimator gets the per-sample terms of one batch (:class:`SampleTerms`, each [B, K], fp32)
+    and returns :class:`EstimatorOutput`: a scalar surrogate ``loss`` whose gradient is minus its
+    gradient estimate averaged over B, and detached scalar ``metrics`` (logged as ``train/<name>``).
+
+    Rules for an author (the models, the checkpoints, the compiled step and the gradient probe
+    rely on each of them):
+
+    1. **What to sample from.** Set the class attribute ``sample_from``: ``"prior"`` (a^k ~ p(a | I))
+       or ``"proposal"`` (a^k ~ q(a | y, I): the model builds an inference network q and fills
+       ``SampleTerms.log_proposal``). The flags ``num_samples`` (K), ``needs_baseline`` (the model
+       builds a learned baseline b(I) and fills ``SampleTerms.baseline``), ``sleep_samples`` (K' > 0:
+       the model fills ``SampleTerms.sleep_log_proposal``) and ``reparameterize_locations`` (below)
+       are read once, when the model is built (``ram_lightning.models.sampling_plan``): they must be
+       fixed by the constructor's arguments and never change afterwards.
+    2. **Constructor arguments are plain YAML values** (numbers, strings, booleans, None, lists and
+       mappings of them, or nested estimators), each with a default where one makes sense: a
+       checkpoint records the class path and every argument (``estimators.spec.estimator_spec``)
+       and ``load_from_checkpoint`` rebuilds the estimator from them. Call
+       ``super().__init__(num_samples)``; refuse a bad option with a ``UserError`` naming it.
+    3. **State in buffers, updated only in training mode.** Keep what must survive a resume
+       (moving averages, control-variate coefficients) in ``register_buffer`` (saved in
+       checkpoints), and change it only when ``self.training`` is True, under ``torch.no_grad()``:
+       the gradient probe (``ram_lightning.diagnostics.probe``) runs the estimator in eval mode many
+       times on one batch and relies on it changing nothing.
+    4. **No host synchronisation in ``forward``**: no ``.item()``, ``bool(tensor)``, ``if`` on a
+       tensor's value or data-dependent shapes. The model's training step, estimator included, may
+       be compiled whole as one graph (``compile: true``; a graph break is an error). Update buffers
+       with ``torch.where`` on a flag buffer (e.g. "initialised yet"), not a Python branch. Non-finite
+       terms need no check of yours: the base class refuses them before ``forward`` (eager) or puts
+       the buffers back (compiled), and the model raises after the step.
+    5. **Location gradients.** ``reparameterize_locations`` True asks the model to draw glimpse
+       locations a = mu + sigma * eps, so that the gradient of ``log_likelihood`` reaches the policy
+       through the locations; ``log_prior`` then carries the score of the discrete choices (scales)
+       only. A model whose attention is a discrete choice (the captioner) refuses such an estimator.
+    6. **The maths in a pure function** of ``SampleTerms`` (``reinforce_surrogate``, ...), the module
+       a thin shell around it, checked against exact gradients on the enumerable toy problem
+       (``tests/estimators/toy_problem.py``).
+    7. **A name.** ``@register("my_estimator")`` makes it available by name and sets ``name`` (used in
+       messages; an unregistered class is called by its class name). Another installed package
+       joins through the entry-point group ``ram_lightning.estimators`` (see the README, "Writing
+       one"); any importable class is also accepted by its dotted class path.
 
     Args:
         num_samples: K, the attention sequences drawn per example in training.
     """
 
     sample_from: str = "prior"
+    name: str = "Estimator"  # the registered name (set by ``register``), else the class name
     _checked_after = False  # set while call_without_host_sync runs it (it checks the terms after)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.__qualname__  # until ``register`` names it
 
     def __new__(cls, *args, **kwargs):
         """Record the constructor's arguments (defaults filled in) as ``_init_args``, so that

@@ -1,8 +1,20 @@
-"""Estimator registry: ``register(name)`` and ``get_estimator(name, **kwargs)``.
+"""The one resolver of estimator names and class paths.
 
-Other installed packages add estimators through the entry-point group
-``ram_lightning.estimators`` (``name = package.module:Class``); they are loaded the first time
-a name is not found among the registered ones.
+    register("my_estimator")(MyEstimator)           # a class decorator; sets MyEstimator.name
+    estimator_class("wake_sleep_cv")                # a registered name -> its class
+    estimator_class("my_package.MyEstimator")       # a dotted class path -> the class (imported)
+    get_estimator("reinforce", num_samples=5)       # a name, a class path, a spec or an instance -> an instance
+    build_estimator({"class_path": ..., "init_args": {...}})   # a spec (as checkpoints save it) -> an instance
+    import_class("ram_lightning.AttentionClassifier")          # any dotted class path (models, loggers too)
+
+The built-in estimators register themselves with ``@register`` when :mod:`estimators` is
+imported. Other installed packages add estimators through the entry-point group
+``ram_lightning.estimators`` (``name = package.module:Class``); they are loaded the first time a
+name is not found among the registered ones.
+
+:func:`import_class` is the only place in the project that imports a class named by a dotted
+path (the CLI, the checkpoint loader, the run record, W&B tracking and the lab all come here),
+and :func:`construct` the only "check the keywords against the signature, then build".
 """
 from __future__ import annotations
 
@@ -15,7 +27,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Type, TypeVar, Union
 from ram_lightning.errors import UserError
 
 from .base import Estimator
-from .spec import build_estimator, class_path, is_spec
+from .spec import class_path, is_spec
 
 ENTRY_POINT_GROUP = "ram_lightning.estimators"
 # The packages of ram-lightning itself: their classes may be named by a file (a checkpoint).
@@ -25,15 +37,36 @@ _REGISTRY: Dict[str, Type[Estimator]] = {}
 E = TypeVar("E", bound=Type[Estimator])
 
 
+def import_class(path: str, what: str = "class") -> Any:
+    """The object at the dotted ``path`` (``package.module.Class``, or ``package.Class`` where the
+    package exports it); nested names (``module.Outer.Inner``) too.
+
+    Raises:
+        UserError: ``"<what> class path '<path>' cannot be imported (<error>); ..."``.
+    """
+    module_name, _, name = str(path).rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module_name) if module_name else None
+        for part in name.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, TypeError, ValueError) as error:
+        raise UserError(f"{what} class path {path!r} cannot be imported ({type(error).__name__}: {error}); "
+                        f"install the package that defines it") from None
+    return obj
+
+
 def register(name: str) -> Callable[[E], E]:
-    """Class decorator: make an ``Estimator`` subclass available under ``name``."""
+    """Class decorator: make an ``Estimator`` subclass available under ``name`` and set its
+    ``name`` (what messages call it). A class keeps its first name if registered twice."""
 
     def decorator(cls: E) -> E:
         if not (isinstance(cls, type) and issubclass(cls, Estimator)):
             raise TypeError(f"register({name!r}) expects an Estimator subclass, got {cls!r}")
         existing = _REGISTRY.get(name)
         if existing is not None and existing is not cls:
-            raise ValueError(f"estimator name {name!r} is already registered to {existing.__module__}.{existing.__qualname__}")
+            raise ValueError(f"estimator name {name!r} is already registered to {class_path(existing)}")
+        if cls not in _REGISTRY.values():
+            cls.name = name
         _REGISTRY[name] = cls
         return cls
 
@@ -41,6 +74,7 @@ def register(name: str) -> Callable[[E], E]:
 
 
 def _load_entry_points() -> None:
+    """Register the plug-ins of the entry-point group (names registered already are skipped)."""
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         if entry_point.name in _REGISTRY:
             continue
@@ -52,19 +86,6 @@ def _load_entry_points() -> None:
                 f"{ENTRY_POINT_GROUP!r} failed to import: {error}"
             ) from error
         register(entry_point.name)(cls)
-
-
-def _import_estimator(path: str) -> Type[Estimator]:
-    """The Estimator subclass at the dotted ``path`` (``package.module.Class``)."""
-    module, _, attribute = path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise UserError(f"estimator {path!r}: cannot import it ({error}); expected a registered name or "
-                        f"the class path of an Estimator subclass") from None
-    if not (isinstance(cls, type) and issubclass(cls, Estimator)):
-        raise UserError(f"estimator {path!r} is {cls!r}, not an Estimator subclass")
-    return cls
 
 
 def trusted_packages() -> set:
@@ -104,8 +125,46 @@ def did_you_mean(name: str) -> str:
     return f"; did you mean {closest!r}?" if closest else ""
 
 
+def estimator_class(name: str) -> Type[Estimator]:
+    """The class registered as ``name`` (entry points included), else the class at the dotted path ``name``.
+
+    Raises:
+        UserError: an unknown name (the registered ones listed, the closest suggested), a class
+            path that cannot be imported, or one that is not an ``Estimator`` subclass.
+    """
+    if name not in _REGISTRY and "." not in name:
+        _load_entry_points()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if "." not in name:
+        raise UserError(
+            f"unknown estimator {name!r}; registered: {', '.join(sorted(_REGISTRY))}{did_you_mean(name) or '.'} "
+            f"Give a registered name, or a class path (my_package.MyEstimator) to an Estimator subclass."
+        )
+    cls = import_class(name, what="estimator")
+    if not (isinstance(cls, type) and issubclass(cls, Estimator)):
+        raise UserError(f"estimator {name!r} is not an Estimator subclass (it is {cls!r})")
+    return cls
+
+
+def construct(cls: Type[Estimator], options: Mapping[str, Any], label: str) -> Estimator:
+    """``cls(**options)``, after checking the keywords against its signature (``label`` names it in the error)."""
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError as error:
+        raise UserError(f"{label} ({cls.__qualname__}): {error}; accepted: {inspect.signature(cls)}") from None
+    return cls(**options)
+
+
+def build_estimator(spec: Mapping[str, Any]) -> Estimator:
+    """A new estimator from ``{"class_path", "init_args"}`` (nested specs in init_args too)."""
+    cls = estimator_class(str(spec["class_path"]))
+    init_args = {k: build_estimator(v) if is_spec(v) else v for k, v in dict(spec.get("init_args") or {}).items()}
+    return construct(cls, init_args, f"estimator {spec['class_path']!r}")
+
+
 def get_estimator(name: Union[str, Estimator, Mapping[str, Any]], **kwargs) -> Estimator:
-    """Instantiate the estimator registered as ``name`` with ``kwargs``; an instance passes
+    """An estimator from a registered name or dotted class path with ``kwargs``; an instance passes
     through, and a ``{"class_path", "init_args"}`` spec (as checkpoints save it) is built."""
     if is_spec(name) and not kwargs:
         return build_estimator(name)
@@ -113,27 +172,5 @@ def get_estimator(name: Union[str, Estimator, Mapping[str, Any]], **kwargs) -> E
         if kwargs:
             raise UserError("get_estimator: keyword arguments given with an estimator instance")
         return name
-    if name not in _REGISTRY and "." not in name:
-        _load_entry_points()
-    if name in _REGISTRY:
-        cls = _REGISTRY[name]
-    elif "." in name:  # a dotted class path given as a plain value: my_package.MyEstimator
-        cls = _import_estimator(name)
-    else:
-        raise UserError(
-            f"unknown estimator {name!r}; registered: {', '.join(sorted(_REGISTRY))}{did_you_mean(name) or '.'} "
-            f"Give a registered name, or a class path (my_package.MyEstimator) to an Estimator subclass."
-        )
-    try:
-        inspect.signature(cls).bind(**kwargs)
-    except TypeError as error:
-        raise UserError(f"estimator {name!r} ({cls.__qualname__}): {error}; accepted: {inspect.signature(cls)}") from None
-    return cls(**kwargs)
+    return construct(estimator_class(name), kwargs, f"estimator {name!r}")
 
-
-def estimator_name(estimator: Estimator) -> str:
-    """The name ``estimator``'s class is registered under, else its class name (for messages)."""
-    for name, cls in _REGISTRY.items():
-        if type(estimator) is cls:
-            return name
-    return type(estimator).__qualname__

@@ -1,7 +1,7 @@
 """The one way this project derives seeds: :func:`mix_seed` (splitmix64), a well-spread seed for
 the item or stream named by some integers within a set fixed by ``seed``. It fixes the validation
 and test images, the synthetic caption splits, each DDP rank's random stream and the private
-evaluation streams (``ram_lightning.distributed.stream_seed``)."""
+evaluation streams (``ram_lightning.models.streams.stream_seed``)."""
 from __future__ import annotations
 
 _MASK64 = (1 << 64) - 1

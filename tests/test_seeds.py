@@ -2,7 +2,7 @@
 another seed gives other ones."""
 import pytest
 
-from ram_lightning.cli import main
+from ram_lightning.run.cli import main
 from tests.tiny_run import ROOT
 
 STEPS = 20

@@ -18,9 +18,9 @@ import torch
 from benchmarks.lab.variants import Variant, make_estimator
 from benchmarks.training_steps import autocast
 from datamodules import TranslatedScaledMNIST
-from ram_lightning.callbacks import gradient_summaries
-from ram_lightning.classifier import AttentionClassifier
-from ram_lightning.diagnostics import kl_proposal_prior_per_glimpse, label_use, scale_histogram
+from ram_lightning.diagnostics.probe import gradient_summaries
+from ram_lightning.models.classifier import AttentionClassifier
+from ram_lightning.diagnostics.attention import kl_proposal_prior_per_glimpse, label_use, scale_histogram
 
 # The WS-RAM architecture (12x12 retina, 3 patches, 3 scale actions, 6 glimpses).
 MODEL = dict(glimpse_size=12, num_patches=3, num_glimpses=6, scales=[0.5, 1.0, 2.0], glimpse_hidden=128,
@@ -107,8 +107,8 @@ def final_diagnostics(model: AttentionClassifier, data: TranslatedScaledMNIST, b
     summaries = gradient_summaries(model, batch, PROBE_DRAWS, generator)
     gradients = {name: {k: float(v) for k, v in summary.items()} for name, summary in summaries.items()}
     result: dict = {"gradients": gradients}
-    if model.estimator.sample_from == "proposal":
-        K = model.estimator.num_samples
+    if model.plan.source == "proposal":
+        K = model.plan.num_samples
         result["kl_q_p_per_glimpse"] = [float(v) for v in kl_proposal_prior_per_glimpse(model, *batch, K, generator)]
         result["label_use"] = label_use(model, *batch, K, generator)
     val_batches = (b for _, b in zip(range(budget["val_size"] // budget["batch_size"]), data.val_dataloader()))
@@ -135,7 +135,7 @@ def run_one(variant: Variant, seed: int, budget: dict, model_args: dict, data_di
         enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder],
     )
     print(f"== {variant.label} seed {seed}: {budget['updates']} updates, B={budget['batch_size']}, "
-          f"K={model.estimator.num_samples}", flush=True)
+          f"K={model.plan.num_samples}", flush=True)
     trainer.fit(model, datamodule=data)
     test = trainer.test(model, datamodule=data, verbose=False)[0]
     result = {

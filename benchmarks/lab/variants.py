@@ -9,15 +9,13 @@ Values are read as YAML scalars (``0``, ``true``, ``online``, ``3e-3``).
 """
 from __future__ import annotations
 
-import importlib
-import inspect
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Type
+from typing import Any, Dict, Iterable
 
 import yaml
 
 from estimators import Estimator
-from estimators.registry import _REGISTRY, available_estimators, did_you_mean
+from estimators.registry import construct, estimator_class
 from ram_lightning.errors import UserError
 
 
@@ -43,7 +41,7 @@ def parse_assignments(items: Iterable[str], what: str) -> Dict[str, Any]:
 
 
 def parse_variant(spec: str) -> Variant:
-    """``"name[:k=v,k=v]"`` -> Variant (the estimator is resolved later, by ``estimator_class``)."""
+    """``"name[:k=v,k=v]"`` -> Variant (the estimator is resolved later, by ``estimators.registry``)."""
     name, _, rest = spec.partition(":")
     if not name.strip():
         raise UserError(f"--estimators: empty estimator name in {spec!r}")
@@ -51,29 +49,7 @@ def parse_variant(spec: str) -> Variant:
     return Variant(spec, name.strip(), options)
 
 
-def estimator_class(name: str) -> Type[Estimator]:
-    """The class registered as ``name`` (entry points included), else the class at the dotted path ``name``."""
-    if name in available_estimators():
-        return _REGISTRY[name]
-    module_name, _, attribute = name.rpartition(".")
-    cls = None
-    if module_name:
-        try:
-            cls = getattr(importlib.import_module(module_name), attribute, None)
-        except ImportError:
-            cls = None
-    if not (inspect.isclass(cls) and issubclass(cls, Estimator)):
-        raise UserError(f"unknown estimator {name!r}: not a registered name ({', '.join(available_estimators())}) "
-                        f"nor the class path of an Estimator subclass{did_you_mean(name)}")
-    return cls
-
-
 def make_estimator(variant: Variant, num_samples: int) -> Estimator:
     """The variant's estimator with K = ``num_samples`` unless its options set ``num_samples``."""
-    cls = estimator_class(variant.estimator)
     options = {"num_samples": num_samples, **variant.options}
-    try:
-        inspect.signature(cls).bind(**options)
-    except TypeError as error:
-        raise UserError(f"--estimators {variant.label!r}: {error}; {cls.__qualname__} accepts {inspect.signature(cls)}") from None
-    return cls(**options)
+    return construct(estimator_class(variant.estimator), options, f"--estimators {variant.label!r}")

@@ -68,10 +68,10 @@ class AttentionCore(nn.Module):
 
     Args:
         image_shape: (C, H, W) of the input images.
-        glimpse_size: g, side of each retina patch.
+        glimpse_size: g, side in pixels of each retina patch.
         num_patches: P, concentric patches per glimpse (each twice as wide).
-        num_glimpses: N.
-        scales: width factors the policy chooses among (the scale action), or None.
+        num_glimpses: N, glimpses per image.
+        scales: width factors the policy chooses among (the scale action), or None for none.
         hidden_size: LSTM state size.
         glimpse_hidden: size of the what/where branches of the glimpse network.
         glimpse_features: size of the glimpse network's output.

@@ -12,7 +12,7 @@ import pytest
 from benchmarks import compare_estimators
 from benchmarks.compare_estimators import main
 from benchmarks.lab.report import mean_sd, updates_to_reach, verdict
-from tests.test_cli import ROOT
+from tests.run.test_cli import ROOT
 
 SMOKE = ["--budget", "smoke", "--source", "rendered"]
 

@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from estimators import available_estimators, get_estimator
-from ram_lightning.captioner import SPECIAL_TOKENS, AttentionCaptioner
-from ram_lightning.classifier import AttentionClassifier
+from ram_lightning.models.captioner import SPECIAL_TOKENS, AttentionCaptioner
+from ram_lightning.models.classifier import AttentionClassifier
 from ram_lightning.core import AttentionAction, AttentionCore
 from ram_lightning.core import precision
 from ram_lightning.core.caption_inference import CaptionInferenceNetwork

@@ -5,7 +5,7 @@ import pytest
 
 from datamodules.predict_images import CanvasFit, ImageFolder, ResizeRGB, list_images
 from ram_lightning.errors import UserError
-from tests.test_predict import write_images
+from tests.run.test_predict import write_images
 
 
 def test_an_image_is_fitted_to_the_canvas_scaled_down_only_if_larger_and_centred(tmp_path):

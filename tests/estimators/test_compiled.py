@@ -2,7 +2,7 @@
 estimator inside ``torch.compile(fullgraph=True)`` with its buffers guarded
 (``estimators.base.call_without_host_sync``). The graphs run through AOTAutograd's traced forward
 and backward (backend ``aot_eager``: what inductor compiles, without its C++ build, so the checks
-stay seconds long); tests/test_compiled_step.py compares inductor's code with eager on the model."""
+stay seconds long); tests/models/test_compiled_step.py compares inductor's code with eager on the model."""
 import pytest
 import torch
 

@@ -82,7 +82,24 @@ def test_num_samples_is_validated():
 def test_a_dotted_class_path_given_as_a_plain_value_is_imported():
     estimator = get_estimator("tests.estimators.custom_plugin.PlainScoreFunction", num_samples=2, weight=0.5)
     assert isinstance(estimator, PlainScoreFunction) and estimator.weight == 0.5
-    with pytest.raises(UserError, match="cannot import it"):
+    with pytest.raises(UserError, match="'no_such_package.Estimator' cannot be imported"):
         get_estimator("no_such_package.Estimator")
     with pytest.raises(UserError, match="not an Estimator subclass"):
         get_estimator("estimators.SampleTerms")
+
+
+def test_register_sets_the_name_that_messages_use():
+    assert get_estimator("wake_sleep_cv").name == "wake_sleep_cv" and Reinforce.name == "reinforce"
+
+    class Unregistered(Reinforce):
+        pass
+
+    assert Unregistered.name.endswith("Unregistered") and Reinforce.name == "reinforce"
+
+
+def test_one_resolver_for_names_class_paths_and_specs():
+    assert registry.estimator_class("reinforce") is Reinforce
+    assert registry.estimator_class("estimators.reinforce.Reinforce") is Reinforce
+    assert type(registry.build_estimator({"class_path": "reinforce", "init_args": {"num_samples": 2}})) is Reinforce
+    with pytest.raises(UserError, match=r"--estimators 'x' \(Reinforce\): .*unexpected keyword"):
+        registry.construct(Reinforce, {"no_such_option": 1}, "--estimators 'x'")
