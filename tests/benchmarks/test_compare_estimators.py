@@ -109,6 +109,7 @@ def fake_runs(monkeypatch, interrupt_at: int, how: str) -> None:
 @pytest.mark.parametrize("how", ["signal", "KeyboardInterrupt"])
 def test_ctrl_c_says_what_was_kept_and_how_to_rerun(how, tmp_path, capsys, monkeypatch):
     fake_runs(monkeypatch, interrupt_at=2, how=how)
+    before = signal.getsignal(signal.SIGINT)  # default_int_handler, or SIG_IGN under nohup / a background job
     args = SMOKE + ["--out", str(tmp_path), "--estimators", "reinforce", "--seeds", "3"]
     with pytest.raises(SystemExit) as exit_info:
         main(args)
@@ -118,7 +119,7 @@ def test_ctrl_c_says_what_was_kept_and_how_to_rerun(how, tmp_path, capsys, monke
         f"(no table or plot was written); rerun the suite from the start with: python -m benchmarks.compare_estimators "
         f"{' '.join(args)} (give another --out to keep these)"]
     assert json.loads((tmp_path / "results.json").read_text()) == [{"label": "reinforce", "seed": 0}]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGINT) is before  # restored
 
 
 def test_ctrl_c_before_any_run_finished_says_nothing_was_written(tmp_path, capsys, monkeypatch):
