@@ -4,7 +4,9 @@ checkpoints, run info, pictures), composed by the CLI before any ``--config``, a
 and model:
 
     trainer.default_root_dir          null -> runs/<name>
-    CSVLogger / WandbLogger name      null -> <name>
+    CSVLogger save_dir / name         null -> the parent / last part of trainer.default_root_dir
+                                      (metrics.csv and checkpoints in <default_root_dir>/version_N)
+    WandbLogger name                  null -> <name>
     WandbLogger save_dir              null -> trainer.default_root_dir
     ModelCheckpoint monitor           auto -> the model's score and mode
                                       (``checkpoint_monitor`` of its class: val/error min, val/bleu4 max)
@@ -16,6 +18,7 @@ and model:
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, Optional, Tuple
 
@@ -91,9 +94,16 @@ def fill_run_defaults(config: Namespace, announce: Optional[Callable[[str], None
             announce(precision_line(trainer.precision, reason))
     elif announce is not None and (warning := emulated_bf16_warning(trainer.get("precision"), trainer.get("accelerator"))):
         announce(warning)
+    parent, last = os.path.split(os.path.normpath(str(trainer.default_root_dir)))
     for logger in _as_list(trainer.get("logger")):
         init = logger.get("init_args")
         if _class_name(logger) not in _NAMED_LOGGERS or init is None:
+            continue
+        if _class_name(logger) == "CSVLogger":
+            if "save_dir" in init and init.save_dir is None:
+                init.save_dir = parent or "."
+            if "name" in init and init.name is None:
+                init.name = last if init.save_dir == (parent or ".") else name
             continue
         if "name" in init and init.name is None:
             init.name = name
