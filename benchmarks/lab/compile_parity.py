@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List
 
-from benchmarks.lab.report import mean_sd, verdict
+from ram_lightning.compare.report import mean_sd, verdict
 
 KINDS = ("eager", "compiled")
 METRICS = ("test/error", "test/error_avg10")

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from benchmarks.lab.report import group_by_label, mean_sd, verdict
+from ram_lightning.compare.report import group_by_label, mean_sd, verdict
 
 
 def row_name(folder: Path, run: dict) -> str:

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Dict, List
 
-from benchmarks.lab.report import mean_sd, verdict
+from ram_lightning.compare.report import mean_sd, verdict
 
 PRECISIONS = ("32-true", "bf16-mixed")
 Curves = Dict[str, List[dict]]  # precision -> one {"curve": {update: val error}, "test": error} per seed

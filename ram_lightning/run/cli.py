@@ -224,15 +224,17 @@ def hand_over_feature_encoder(datamodule) -> None:
         datamodule.feature_encoder = build_grid_encoder
 
 
-def build_cli(args: Optional[List[str]] = None, run: bool = True, on_signal: Optional[SaveOnSignal] = None) -> RamCLI:
-    """The CLI; ``on_signal``: the SIGINT/SIGTERM callback (made here if not given). Lightning's
+def build_cli(args: Optional[List[str]] = None, run: bool = True, on_signal: Optional[SaveOnSignal] = None,
+              cli_class: type = RamCLI) -> RamCLI:
+    """The CLI; ``on_signal``: the SIGINT/SIGTERM callback (made here if not given); ``cli_class``:
+    RamCLI or a subclass (``ram compare`` parses with one that stops before building). Lightning's
     lines that tell a user nothing are silenced (``ram_lightning.run.quiet``)."""
     with quiet():
-        return _build_cli(args, run, on_signal or SaveOnSignal(args))
+        return _build_cli(args, run, on_signal or SaveOnSignal(args), cli_class)
 
 
-def _build_cli(args: Optional[List[str]], run: bool, on_signal: SaveOnSignal) -> RamCLI:
-    return RamCLI(
+def _build_cli(args: Optional[List[str]], run: bool, on_signal: SaveOnSignal, cli_class: type = RamCLI) -> RamCLI:
+    return cli_class(
         pl.LightningModule,
         pl.LightningDataModule,
         subclass_mode_model=True,
@@ -262,6 +264,12 @@ def main(args: Optional[List[str]] = None) -> None:
     """Entry point of the ``ram`` console script; user mistakes (exit 2) and diverged training
     (exit 1) print one line, no traceback. The W&B run is finished here, not left to wandb-core
     at exit (which prints its own end lines then, whatever ``WANDB_SHOW_INFO`` says)."""
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv[:1] == ["compare"]:  # estimator variants x seeds of one config (ram_lightning.compare)
+        from ram_lightning.compare.command import main as compare
+
+        compare(argv[1:])
+        return
     on_signal = SaveOnSignal(args)
     UserError.last = None
     try:

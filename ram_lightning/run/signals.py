@@ -84,7 +84,8 @@ class SaveOnSignal(pl.Callback):
         if self._deferred(signum):
             return
         self.signal = self.signal or signum
-        previous = self._previous.get(signal.SIGTERM)
+        self._trainer._signal_connector.received_sigterm = True  # also where Lightning did not install its handler
+        previous = self._previous.get(signal.SIGTERM)  # (it does not where one was there before, as in a submitit job)
         if callable(previous):
             previous(signum, frame)
 

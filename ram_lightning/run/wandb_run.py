@@ -24,7 +24,7 @@ def _absolute(path: Optional[str]) -> Optional[str]:
 class WandbRunInfo(pl.Callback):
     """Records in every attached W&B run's config, at the start of fitting: ``checkpoint_dir``
     (the first ModelCheckpoint's folder) and ``log_dir`` (``trainer.log_dir``), as absolute paths,
-    and, for modules with an ``estimator``, ``estimator`` (its repr: class and options, which the
+    ``seed`` (``seed_everything``'s), and, for modules with an ``estimator``, ``estimator`` (its repr: class and options, which the
     hyperparameters leave out). Lightning's WandbLogger records neither."""
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -34,6 +34,8 @@ class WandbRunInfo(pl.Callback):
         checkpoint_dir = getattr(trainer.checkpoint_callback, "dirpath", None)
         log_dir = trainer.log_dir  # on every rank: it broadcasts
         info = {"checkpoint_dir": _absolute(checkpoint_dir), "log_dir": _absolute(log_dir)}
+        if os.environ.get("PL_GLOBAL_SEED") is not None:  # seed_everything's seed: runs of a comparison differ by it
+            info["seed"] = int(os.environ["PL_GLOBAL_SEED"])
         if getattr(pl_module, "estimator", None) is not None:
             info["estimator"] = repr(pl_module.estimator)
         if trainer.is_global_zero:

@@ -61,7 +61,7 @@ def test_ranks_draw_different_training_images_and_samples_from_their_own_streams
 def test_the_ddp_fragment_composes_with_a_task_config(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", "configs/translated_scaled_wake_sleep_cv.yaml", "--config", "configs/trainer/ddp.yaml", "--print_config"])
+        main(["fit", "--config", "configs/translated_scaled.yaml", "--config", "configs/trainer/ddp.yaml", "--print_config"])
     assert exit_info.value.code in (0, None)
     trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
     assert (trainer["strategy"], trainer["devices"], trainer["num_nodes"]) == ("ddp", -1, 1)

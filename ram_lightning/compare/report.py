@@ -39,6 +39,11 @@ def verdict(name_a: str, values_a: Sequence[float], name_b: str, values_b: Seque
     return f"{ahead} ahead of {behind} by {scale * abs(difference):.2f} ± {scale * stderr:.2f} {unit}"
 
 
+def averaged_test_error(result: dict) -> Optional[float]:
+    """The test error averaged over ``eval_samples`` glimpse sequences (older records: ``test_error_avg10``)."""
+    return result.get("test_error_avg", result.get("test_error_avg10"))
+
+
 def group_by_label(results: Sequence[dict]) -> Dict[str, List[dict]]:
     """Per-seed results grouped by variant label, in first-seen order."""
     groups: Dict[str, List[dict]] = {}
@@ -66,19 +71,20 @@ def _reach(runs: Sequence[dict], target: float) -> str:
 
 def summary_table(results: Sequence[dict], targets: Sequence[float], seconds_per_update: Dict[str, float]) -> str:
     """Markdown: per variant, mean ± sd over seeds of the test errors, updates to each target,
-    s / update (interleaved timing), final ESS and per-module gradient SNR of the policy."""
+    s / update, final ESS and the policy's gradient variance and SNR."""
     groups = group_by_label(results)
-    head = ["variant", "seeds", "updates", "test error", "test error (avg 10)"]
+    samples = next((r.get("eval_samples") for r in results if r.get("eval_samples")), 10)
+    head = ["variant", "seeds", "updates", "test error", f"test error (avg {samples})"]
     head += [f"updates to {100 * t:g}% val" for t in targets] + ["s / update", "final ESS", "grad var (policy)", "grad SNR (policy)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, runs in groups.items():
         row = [f"`{label}`", str(len(runs)), _pm([r["updates"] for r in runs], spec=".0f"),
-               _pm([r["test_error"] for r in runs], 100, suffix="%"), _pm([r["test_error_avg10"] for r in runs], 100, suffix="%")]
+               _pm([r["test_error"] for r in runs], 100, suffix="%"), _pm([averaged_test_error(r) for r in runs], 100, suffix="%")]
         row += [_reach(runs, t) for t in targets]
         seconds = seconds_per_update.get(label)
         row += ["-" if seconds is None else f"{seconds:.3f}", _pm([r.get("ess") for r in runs]),
-                _pm([r["gradients"]["policy"]["variance"] for r in runs], spec=".3g"),
-                _pm([r["gradients"]["policy"]["snr"] for r in runs], spec=".3g")]
+                _pm([r.get("gradients", {}).get("policy", {}).get("variance") for r in runs], spec=".3g"),
+                _pm([r.get("gradients", {}).get("policy", {}).get("snr") for r in runs], spec=".3g")]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -86,12 +92,12 @@ def summary_table(results: Sequence[dict], targets: Sequence[float], seconds_per
 def gradient_table(results: Sequence[dict]) -> str:
     """Markdown: per variant and module group, mean ± sd over seeds of the gradient variance and SNR."""
     groups = group_by_label(results)
-    names = list(dict.fromkeys(name for r in results for name in r["gradients"]))
+    names = list(dict.fromkeys(name for r in results for name in r.get("gradients", {})))
     lines = ["| variant | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for label, runs in groups.items():
         cells = []
         for name in names:
-            have = [r["gradients"][name] for r in runs if name in r["gradients"]]
+            have = [r["gradients"][name] for r in runs if name in r.get("gradients", {})]
             cells.append("-" if not have else
                          f"{_pm([g['variance'] for g in have], spec='.3g')} / {_pm([g['snr'] for g in have], spec='.3g')}")
         lines.append(f"| `{label}` | " + " | ".join(cells) + " |")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from benchmarks.lab.report import group_by_label, mean_sd
+from ram_lightning.compare.report import group_by_label, mean_sd
 
 
 def banded_curves(results: Sequence[dict]) -> dict:

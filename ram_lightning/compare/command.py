@@ -1,0 +1,242 @@
+"""``ram compare``: estimator variants x seeds of one ``ram fit`` config, as resumable jobs, with a report.
+
+    ram compare --config configs/translated_scaled.yaml --estimators reinforce vimco wake_sleep wake_sleep_cv \\
+        --seeds 3 --out runs/compare/ts --trainer.max_steps 3000
+    ram compare --config configs/quickstart.yaml --estimators reinforce reinforce:baseline=none --seeds 3 --out runs/compare/qs
+    ram compare ... --launcher slurm --slurm.partition gpu --slurm.gpus_per_node 1 --slurm.timeout_min 120
+    ram compare ... --report-only          # the table, plot and verdicts from the runs already in --out
+
+Every other option is a ``ram fit`` option and applies to every run. A variant replaces only the
+estimator (``name:option=value,...`` or a plug-in's class path); K, unless the variant sets it,
+is the config's. The seed (``--seed_everything``) sets weights, training images and attention
+draws. The same command again skips finished runs, resumes unfinished ones from ``last.ckpt``
+and changes nothing when all are done; a different experiment in an existing ``--out`` is
+refused, naming the differing keys. Runs, files and jobs: ``ram_lightning.compare.runs``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from ram_lightning.compare.experiment import config_num_samples, differing_keys, fingerprint, get_path, resolve_fit_config
+from ram_lightning.compare.launch import LAUNCHERS, StopRequest, launch
+from ram_lightning.compare.runs import RunSpec, is_done, newest_last_checkpoint, plan_runs, read_result
+from ram_lightning.compare.tables import write_report
+from ram_lightning.compare.variants import parse_variant
+from ram_lightning.diagnostics.run_summary import write_json_atomically
+from ram_lightning.errors import UserError
+
+EXPERIMENT_FILE = "compare.json"
+USAGE = "ram compare [--config FILE ...] --estimators NAME[:OPTION=VALUE,...] ... --out DIR [options] [ram fit options]"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line `ram: error: ...` (main), not the usage and a second line
+        raise UserError(f"{message} (usage: {USAGE})")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ram compare", usage=USAGE, description=__doc__.split("\n")[0], add_help=True,
+                                epilog="Any other option is a `ram fit` option for every run (see `ram fit --help`).")
+    p.add_argument("--estimators", nargs="+", metavar="NAME[:OPTION=VALUE,...]", help="the variants (at least one)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant (default 3)")
+    p.add_argument("--out", type=Path, required=True, help="the comparison's folder (runs, jobs, report)")
+    p.add_argument("--name", help="the comparison's name, W&B's group (default: the --out folder's name)")
+    p.add_argument("--launcher", choices=LAUNCHERS, default="local")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (local: the CPU cores are split between them)")
+    p.add_argument("--targets", nargs="+", default=["0.2", "0.1", "0.05"], help="validation errors to reach (fractions)")
+    p.add_argument("--report-only", action="store_true", help="only rebuild the report from the runs in --out")
+    return p
+
+
+def split_slurm_options(argv: List[str]) -> Tuple[List[str], List[str]]:
+    """``--slurm.<key> <value>`` (or ``--slurm.<key>=<value>``) pairs out of ``argv``: (rest, ["key=value"])."""
+    rest, options, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--slurm."):
+            key, sep, value = arg[len("--slurm."):].partition("=")
+            if not sep:
+                if i + 1 >= len(argv):
+                    raise UserError(f"{arg}: expected a value")
+                value, i = argv[i + 1], i + 1
+            options.append(f"{key}={value}")
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, options
+
+
+def parse_targets(texts: List[str]) -> List[float]:
+    targets = []
+    for text in texts:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0.0 < value < 1.0:
+            raise UserError(f"--targets: a target validation error must be a fraction in (0, 1), e.g. 0.1, got {text!r}")
+        targets.append(value)
+    return targets
+
+
+def check_out(out: Path) -> None:
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "" if folder == out else f"{folder} "
+                raise UserError(f"--out {out}: {where}is a file; expected a folder for the runs and the report")
+            return
+
+
+def check_classifier(config: Dict[str, Any]) -> None:
+    from estimators.registry import import_class
+
+    class_path = get_path(config, "model.class_path") or ""
+    monitor = getattr(import_class(class_path, what="model"), "checkpoint_monitor", None) if class_path else None
+    if monitor != ("val/error", "min"):
+        raise UserError(f"model.class_path: `ram compare` compares classifiers (scored by val/error); got {class_path or 'none'}")
+
+
+def check_logger_folders(config: Dict[str, Any]) -> None:
+    """Each run logs in its own folder: a CSV / TensorBoard logger must follow
+    ``trainer.default_root_dir`` (its save_dir and name left null in the config)."""
+    import os
+
+    root = os.path.split(os.path.normpath(str(get_path(config, "trainer.default_root_dir"))))
+    loggers = get_path(config, "trainer.logger")
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        if not isinstance(logger, dict) or str(logger.get("class_path", "")).rpartition(".")[2] not in ("CSVLogger", "TensorBoardLogger"):
+            continue
+        init = logger.get("init_args") or {}
+        if (os.path.normpath(str(init.get("save_dir"))), str(init.get("name"))) != (os.path.normpath(root[0] or "."), root[1]):
+            raise UserError(f"trainer.logger: {logger['class_path']} has save_dir {init.get('save_dir')!r} and name "
+                            f"{init.get('name')!r}; `ram compare` gives each run its own folder: leave them null "
+                            f"(logs then go to trainer.default_root_dir/version_N)")
+
+
+def experiment_record(out: Path, record: Dict[str, Any]) -> Dict[str, Any]:
+    """The stored experiment of ``out`` merged with this command's (more variants or seeds are
+    welcome); UserError if the two are different experiments, naming the differing keys."""
+    path = out / EXPERIMENT_FILE
+    if not path.is_file():
+        return record
+    stored = json.loads(path.read_text())
+    keys = differing_keys(stored["fingerprint"], record["fingerprint"])
+    if keys:
+        shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+        raise UserError(f"--out {out} holds runs of another experiment ({path}): {shown} differ; "
+                        f"give another --out, or the same options as before")
+    variants = list(dict.fromkeys(stored["variants"] + record["variants"]))
+    runs = {spec["folder"]: spec for spec in stored["runs"] + record["runs"]}  # this command's spec of a run wins
+    order = {label: i for i, label in enumerate(variants)}
+    ordered = sorted(runs.values(), key=lambda spec: (order.get(spec["label"], len(order)), spec["seed"]))
+    return {**record, "variants": variants, "seeds": max(stored["seeds"], record["seeds"]), "runs": ordered}
+
+
+def status_line(runs: List[RunSpec]) -> str:
+    done = sum(is_done(r) for r in runs)
+    resuming = sum(1 for r in runs if not is_done(r) and newest_last_checkpoint(r) is not None)
+    new = len(runs) - done - resuming
+    if done == len(runs):
+        return f"all {len(runs)} runs done; nothing to run"
+    parts = [f"{done} of {len(runs)} runs done"] + ([f"resuming {resuming}"] if resuming else []) + ([f"starting {new}"] if new else [])
+    return "; ".join(parts)
+
+
+def collect(runs: List[RunSpec]) -> List[dict]:
+    return [result for result in (read_result(r) for r in runs) if result is not None]
+
+
+def report(out: Path, runs: List[RunSpec], command: str, targets: List[float], title: str) -> Optional[str]:
+    results = collect(runs)
+    if not results:
+        return None
+    return write_report(results, out, command, targets, title)
+
+
+def _say(line: str) -> None:
+    print(f"ram compare: {line}", file=sys.stderr, flush=True)
+
+
+def run_compare(argv: List[str]) -> int:
+    argv, slurm_options = split_slurm_options(argv)
+    args, fit_args = parser().parse_known_args(argv)
+    command = "ram compare " + " ".join(shlex.quote(a) for a in argv + [f"--slurm.{o.replace('=', ' ', 1)}" for o in slurm_options])
+    out = args.out
+    check_out(out)
+    targets = parse_targets(args.targets)
+    if args.seeds < 1 or args.jobs < 1:
+        raise UserError(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
+    group = args.name or out.resolve().name
+    if args.report_only:
+        path = out / EXPERIMENT_FILE
+        if not path.is_file():
+            raise UserError(f"--report-only: {path} not found; no comparison has run in --out {out}")
+        stored = json.loads(path.read_text())
+        runs = [RunSpec(**spec) for spec in stored["runs"]]
+        text = report(out, runs, stored["command"], targets, stored["title"])
+        _say(f"{len(collect(runs))} of {len(runs)} runs done; " + ("report in " + str(out) if text else "nothing to report yet"))
+        return 0
+    if not args.estimators:
+        raise UserError("--estimators: give at least one estimator (a registered name or class path)")
+    variants = [parse_variant(spec) for spec in args.estimators]
+    if len({v.label for v in variants}) != len(variants):
+        raise UserError("--estimators: the same variant is given twice")
+    config = resolve_fit_config(fit_args)
+    check_classifier(config)
+    check_logger_folders(config)
+    pinned = {"trainer.precision": str(get_path(config, "trainer.precision"))}
+    runs = plan_runs(out, fit_args, variants, list(range(args.seeds)), config_num_samples(config), group, pinned)
+    title = f"{group}: {', '.join(v.label for v in variants)}; {args.seeds} seeds, {pinned['trainer.precision']}"
+    record = experiment_record(out, {"fingerprint": fingerprint(config), "variants": [v.label for v in variants],
+                                     "seeds": args.seeds, "command": command, "title": title,
+                                     "runs": [r.as_dict() for r in runs]})
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out {out}: cannot create the folder ({error.strerror or error})") from None
+    write_json_atomically(out / EXPERIMENT_FILE, record)
+    _say(status_line(runs))
+    every_run = [RunSpec(**spec) for spec in record["runs"]]  # the report covers earlier commands' runs too
+    todo = [r for r in runs if not is_done(r)]
+    if not todo:
+        if not (out / "table.md").is_file():
+            report(out, every_run, command, targets, title)
+        _say(f"report in {out / 'table.md'}")
+        return 0
+
+    def said(run: RunSpec, outcome: Dict[str, Any]) -> None:
+        result = read_result(run)
+        detail = f"test error {100 * result['test_error']:.2f}%" if result and result.get("test_error") is not None else \
+            outcome.get("error") or f"exit status {outcome.get('exit_code')}"
+        _say(f"{run.label} seed {run.seed}: {outcome['status']} ({detail})" + (f"; log {outcome['log']}" if outcome.get("log") else ""))
+
+    with StopRequest() as stop:
+        outcomes = launch(todo, args.launcher, out / "jobs", args.jobs, slurm_options, said, stop, f"ram-compare-{group}")
+    text = report(out, every_run, command, targets, title)
+    done = sum(is_done(r) for r in runs)
+    if stop.signum is not None:
+        _say(f"stopped by {signal.Signals(stop.signum).name}: {done} of {len(runs)} runs done, the others' checkpoints "
+             f"are saved; resume with: {command}")
+        return 128 + stop.signum
+    failed = [o for o in outcomes if o["status"] != "done"]
+    if text:
+        print(text)
+    _say(f"{done} of {len(runs)} runs done; report in {out}" + (f"; {len(failed)} failed (see above)" if failed else ""))
+    return 1 if failed else 0
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Bad input: one line ``ram: error: ...``, exit status 2."""
+    try:
+        status = run_compare(list(sys.argv[2:] if argv is None else argv))
+    except UserError as error:
+        print(f"ram: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    raise SystemExit(status)

@@ -1,0 +1,85 @@
+"""The report of a comparison, written to its folder: ``results.json`` (every finished run),
+``curves.csv``, ``table.md`` (the tables of ``ram_lightning.compare.report`` and the verdicts)
+and ``validation_error.png`` (``ram_lightning.compare.plot``). Each file is written whole
+(a temporary file, then renamed), so an interrupted report never leaves half a table.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from ram_lightning.compare.plot import plot_bands
+from ram_lightning.compare.report import gradient_table, group_by_label, mean_sd, summary_table, verdicts
+
+
+def _write(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def seconds_per_update(results: Sequence[dict]) -> Dict[str, float]:
+    """Per variant, the median over its runs of training seconds / update (validation excluded)."""
+    per_label = {}
+    for label, runs in group_by_label(results).items():
+        values = sorted(r["train_seconds"] / r["updates"] for r in runs if r.get("updates") and r.get("train_seconds"))
+        if values:
+            per_label[label] = values[len(values) // 2]
+    return per_label
+
+
+def diagnostics_table(results: Sequence[dict]) -> str:
+    """Markdown: q's KL to p (summed over glimpses), label use and the scale histogram, mean ± sd."""
+    lines = [r"| variant | KL(q ‖ p), sum over glimpses | bound on log p(y \| I): true - shuffled labels to q "
+             "| scale choice (fraction per scale; per seed) |",
+             "|---|---|---|---|"]
+    for label, runs in group_by_label(results).items():
+        kl = [sum(r["kl_q_p_per_glimpse"]) for r in runs if r.get("kl_q_p_per_glimpse")]
+        gain = [r["label_use"]["gain"] for r in runs if r.get("label_use")]
+        hist = [r["scale_histogram"] for r in runs if r.get("scale_histogram")]
+
+        def fmt(values):
+            return "-" if not values else "%.3g ± %.2g" % mean_sd(values)
+        scales = "-" if not hist else "; ".join(" / ".join("%.2f" % v for v in h) for h in hist)
+        lines.append(f"| `{label}` | {fmt(kl)} | {fmt(gain)} | {scales} |")
+    return "\n".join(lines)
+
+
+def settings_line(results: Sequence[dict]) -> str:
+    """Precision and compiled step of the runs, as recorded by each."""
+    precisions = sorted({str(r.get("precision")) for r in results})
+    compiled = sorted({bool(r.get("compiled")) for r in results})
+    said = {(True,): "compiled", (False,): "eager", (False, True): "compiled in some runs, eager in others"}
+    return f"Precision: {', '.join(precisions)}; training step: {said.get(tuple(compiled), '-')}."
+
+
+def write_report(results: List[dict], out: Path, command: str, targets: Sequence[float], title: str) -> str:
+    """Write the four files to ``out``; returns table.md's text."""
+    _write(out / "results.json", json.dumps(results, indent=1))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["variant", "seed", "update", "train_seconds", "val_error"])
+    for r in results:
+        for p in r["curve"]:
+            writer.writerow([r["label"], r["seed"], p["update"], f"{p['seconds']:.2f}", f"{p['val_error']:.4f}"])
+    _write(out / "curves.csv", buffer.getvalue())
+    capped = [f"{r['label']} seed {r['seed']} ({r['updates']} updates)" for r in results if r.get("capped")]
+    text = "\n\n".join([
+        f"`{command}`",
+        settings_line(results),
+        summary_table(results, targets, seconds_per_update(results)),
+        "Gradient variance / signal-to-noise ratio per module group (final weights, one validation batch; "
+        "mean ± sd over seeds):",
+        gradient_table(results),
+        "q and policy diagnostics (final weights):",
+        diagnostics_table(results),
+        "Verdicts on the test error (one glimpse sequence):",
+        "\n".join(f"- {line}" for line in verdicts(results)),
+    ] + ([f"Stopped before max_steps (max_time or early stopping): {', '.join(capped)}"] if capped else [])) + "\n"
+    _write(out / "table.md", text)
+    plot_bands(results, out / "validation_error.png", title)
+    return text
