@@ -264,12 +264,6 @@ def main(args: Optional[List[str]] = None) -> None:
     """Entry point of the ``ram`` console script; user mistakes (exit 2) and diverged training
     (exit 1) print one line, no traceback. The W&B run is finished here, not left to wandb-core
     at exit (which prints its own end lines then, whatever ``WANDB_SHOW_INFO`` says)."""
-    argv = sys.argv[1:] if args is None else list(args)
-    if argv[:1] == ["compare"]:  # estimator variants x seeds of one config (ram_lightning.compare)
-        from ram_lightning.compare.command import main as compare
-
-        compare(argv[1:])
-        return
     on_signal = SaveOnSignal(args)
     UserError.last = None
     try:
