@@ -41,8 +41,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="ram compare", usage=USAGE, description=__doc__.split("\n")[0], add_help=True,
-                                epilog="Any other option is a `ram fit` option for every run (see `ram fit --help`).")
+    p = _Parser(prog="ram compare", usage=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter,
+                description="Estimator variants x seeds of one `ram fit` config, as resumable jobs, with a report.\n\n"
+                            + __doc__.split("\n\n")[1].replace("\\\n", "\n"),
+                epilog="--slurm.<option> VALUE: submitit's SLURM parameters (timeout_min, gpus_per_node, cpus_per_task, "
+                       "mem_gb, partition, ...). Any other option is a `ram fit` option for every run (`ram fit --help`). "
+                       "More: docs/lab.md.")
     p.add_argument("--estimators", nargs="+", metavar="NAME[:OPTION=VALUE,...]", help="the variants (at least one)")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant (default 3)")
     p.add_argument("--out", type=Path, required=True, help="the comparison's folder (runs, jobs, report)")
