@@ -1,5 +1,6 @@
 """Runs as submitit jobs: ``local`` (processes on this machine, ``jobs`` at a time, the CPU cores
-split between them) or ``slurm`` (one job array, ``jobs`` tasks at a time).
+split between them, each given one of the machine's GPUs if it has any: the least busy) or
+``slurm`` (one job array, ``jobs`` tasks at a time).
 
 Stopping (SIGINT or SIGTERM to ``ram compare``): no new run starts; every running job gets
 SIGTERM (local: through submitit's controller, which forwards it; SLURM: ``scancel``, which
@@ -95,6 +96,13 @@ class StopRequest:
             signal.signal(signum, handler)
 
 
+def local_gpu_count() -> int:
+    """CUDA devices this machine shows (each local job is given one, round robin)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def _stop_job(job: Any) -> None:
     process = getattr(job, "_process", None)  # a local job: its controller forwards SIGTERM to the run
     if process is not None:
@@ -120,6 +128,7 @@ def launch(runs: List[RunSpec], launcher: str, folder: Path, jobs: int, slurm_op
     """Run every run as a job, at most ``jobs`` at a time; ``report(run, outcome)`` as each ends.
     Returns the outcomes. On a stop request, running jobs get SIGTERM and are waited for."""
     executor = make_executor(launcher, folder, slurm_options, jobs, name)
+    gpus = local_gpu_count() if launcher == "local" else 0
     if launcher == "local":
         threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(runs))))
         for run in runs:
@@ -137,6 +146,10 @@ def launch(runs: List[RunSpec], launcher: str, folder: Path, jobs: int, slurm_op
                 _stop_job(job)
         while pending and len(running) < jobs and not stopping:
             run = pending.pop(0)
+            if launcher == "local" and gpus:  # submitit hides every GPU from a local job unless given some
+                busy = [getattr(r, "gpu", None) for _, r in running]
+                run.gpu = min(range(gpus), key=busy.count)  # the GPU with the fewest runs on it
+                executor.update_parameters(gpus_per_node=1, visible_gpus=[run.gpu])
             with sigint_ignored():
                 running.append((executor.submit(run_job, run), run))
         for entry in [e for e in running if e[0].done()]:

@@ -30,7 +30,8 @@ SUMMARY_CALLBACK = '{"class_path": "ram_lightning.diagnostics.RunSummary"}'
 @dataclass
 class RunSpec:
     """One run: its variant label, seed, folder and ``ram fit`` arguments (without ``fit``),
-    the environment it adds (W&B group and job type), and how many CPU threads it may use."""
+    the environment it adds (W&B group and job type), how many CPU threads it may use and, for a
+    local job on a machine with GPUs, which GPU it was given."""
 
     label: str
     seed: int
@@ -40,6 +41,7 @@ class RunSpec:
     estimator: str = ""
     options: Dict[str, Any] = field(default_factory=dict)
     threads: Optional[int] = None
+    gpu: Optional[int] = None
 
     @property
     def path(self) -> Path:

@@ -51,3 +51,38 @@ def test_a_stop_request_records_the_first_signal_and_restores_the_handlers():
         os.kill(os.getpid(), signal.SIGTERM)
         os.kill(os.getpid(), signal.SIGINT)
     assert stop.signum == signal.SIGTERM and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_local_jobs_on_a_machine_with_gpus_are_each_given_the_least_busy_gpu(tmp_path, monkeypatch):
+    from ram_lightning.compare import launch as launching
+
+    given = []
+
+    class FakeJob:
+        def __init__(self, run):
+            self.run, self.polls = run, 0
+
+        def done(self):
+            self.polls += 1
+            return self.polls > 2
+
+        def result(self):
+            return {"label": self.run.label, "seed": self.run.seed, "status": "done"}
+
+    class FakeExecutor:
+        def __init__(self):
+            self.parameters = {}
+
+        def update_parameters(self, **kwargs):
+            self.parameters.update(kwargs)
+
+        def submit(self, fn, run):
+            given.append(tuple(self.parameters["visible_gpus"]))
+            return FakeJob(run)
+
+    monkeypatch.setattr(launching, "make_executor", lambda *args: FakeExecutor())
+    monkeypatch.setattr(launching, "local_gpu_count", lambda: 2)
+    monkeypatch.setattr(launching, "POLL_SECONDS", 0.0)
+    runs = [RunSpec("a", s, str(tmp_path / str(s)), []) for s in range(5)]
+    outcomes = launching.launch(runs, "local", tmp_path, 3, [], lambda run, outcome: None, StopRequest())
+    assert len(outcomes) == 5 and given[:3] == [(0,), (1,), (0,)] and set(given) == {(0,), (1,)}
