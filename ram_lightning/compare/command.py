@@ -192,6 +192,10 @@ def run_compare(argv: List[str]) -> int:
     variants = [parse_variant(spec) for spec in args.estimators]
     if len({v.label for v in variants}) != len(variants):
         raise UserError("--estimators: the same variant is given twice")
+    for option, instead in (("--model.init_args.estimator", "--estimators"), ("--seed_everything", "--seeds"),
+                            ("--trainer.default_root_dir", "--out"), ("--ckpt_path", "the same command again")):
+        if any(arg == option or arg.startswith(option + "=") or arg.startswith(option + ".") for arg in fit_args):
+            raise UserError(f"{option}: `ram compare` sets it for each run; use {instead}")
     config = resolve_fit_config(fit_args)
     check_classifier(config)
     check_logger_folders(config)

@@ -124,6 +124,8 @@ def test_ctrl_c_stops_the_runs_with_their_checkpoints_and_the_same_command_resum
     (["--out", "x", "--report-only"], "no comparison has run in --out x"),
     (["--out", "x", "--estimators", "reinforce", "--slurm.partition"], "--slurm.partition: expected a value"),
     (["--out", "x", "--estimators", "reinforce", "--trainer.max_stepz", "3"], "--trainer.max_stepz"),
+    (["--out", "x", "--estimators", "reinforce", "--seed_everything", "3"], "--seed_everything: `ram compare` sets it for each run"),
+    (["--out", "x", "--estimators", "reinforce", "--model.init_args.estimator.init_args.num_samples", "3"], "use --estimators"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(args, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
