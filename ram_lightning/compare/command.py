@@ -199,7 +199,8 @@ def run_compare(argv: List[str]) -> int:
     config = resolve_fit_config(fit_args)
     check_classifier(config)
     check_logger_folders(config)
-    pinned = {"trainer.precision": str(get_path(config, "trainer.precision"))}
+    # the precision chosen here, the same for every run; no progress bar in a job's log (it only grows the file)
+    pinned = {"trainer.precision": str(get_path(config, "trainer.precision")), "trainer.enable_progress_bar": "false"}
     runs = plan_runs(out, fit_args, variants, list(range(args.seeds)), config_num_samples(config), group, pinned)
     title = f"{group}: {', '.join(v.label for v in variants)}; {args.seeds} seeds, {pinned['trainer.precision']}"
     record = experiment_record(out, {"fingerprint": fingerprint(config), "variants": [v.label for v in variants],
