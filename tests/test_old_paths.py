@@ -49,8 +49,10 @@ def test_every_class_path_the_flat_layout_wrote_still_imports(path):
 def test_the_alias_modules_say_what_they_are():
     import importlib
 
-    for name in ("cli", "classifier", "captioner", "callbacks", "pictures", "tracking"):
+    for name in ("classifier", "captioner", "callbacks", "pictures", "tracking"):
         assert "Alias kept for old" in importlib.import_module(f"ram_lightning.{name}").__doc__
+    cli = importlib.import_module("ram_lightning.cli")  # the console script: dispatches, and keeps the old names
+    assert "console script" in cli.__doc__ and {"RamCLI", "build_cli", "main"} <= set(vars(cli))
 
 
 @pytest.mark.parametrize("estimator", ["reinforce", "wake_sleep_cv"])
