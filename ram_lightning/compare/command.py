@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
@@ -30,6 +31,7 @@ from ram_lightning.compare.tables import write_report
 from ram_lightning.compare.variants import parse_variant
 from ram_lightning.diagnostics.run_summary import write_json_atomically
 from ram_lightning.errors import UserError
+from ram_lightning.run.defaults import csv_folder
 
 EXPERIMENT_FILE = "compare.json"
 USAGE = "ram compare [--config FILE ...] --estimators NAME[:OPTION=VALUE,...] ... --out DIR [options] [ram fit options]"
@@ -109,16 +111,14 @@ def check_classifier(config: Dict[str, Any]) -> None:
 
 def check_logger_folders(config: Dict[str, Any]) -> None:
     """Each run logs in its own folder: a CSV / TensorBoard logger must follow
-    ``trainer.default_root_dir`` (its save_dir and name left null in the config)."""
-    import os
-
-    root = os.path.split(os.path.normpath(str(get_path(config, "trainer.default_root_dir"))))
+    ``trainer.default_root_dir`` (its save_dir and name left null in the config: ``csv_folder``)."""
+    save_dir, name = csv_folder(get_path(config, "trainer.default_root_dir"))
     loggers = get_path(config, "trainer.logger")
     for logger in loggers if isinstance(loggers, list) else [loggers]:
         if not isinstance(logger, dict) or str(logger.get("class_path", "")).rpartition(".")[2] not in ("CSVLogger", "TensorBoardLogger"):
             continue
         init = logger.get("init_args") or {}
-        if (os.path.normpath(str(init.get("save_dir"))), str(init.get("name"))) != (os.path.normpath(root[0] or "."), root[1]):
+        if (os.path.normpath(str(init.get("save_dir"))), str(init.get("name"))) != (os.path.normpath(save_dir), name):
             raise UserError(f"trainer.logger: {logger['class_path']} has save_dir {init.get('save_dir')!r} and name "
                             f"{init.get('name')!r}; `ram compare` gives each run its own folder: leave them null "
                             f"(logs then go to trainer.default_root_dir/version_N)")

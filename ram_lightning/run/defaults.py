@@ -73,6 +73,13 @@ def _as_list(value: Any) -> list:
     return [value] if isinstance(value, Namespace) else []
 
 
+def csv_folder(default_root_dir: Any) -> Tuple[str, str]:
+    """``(save_dir, name)`` of a CSV logger left null: the parent and last part of the run folder,
+    so that its logs go to ``<default_root_dir>/version_N`` (``runs/<name>`` -> ``("runs", "<name>")``)."""
+    parent, last = os.path.split(os.path.normpath(str(default_root_dir)))
+    return parent or ".", last
+
+
 def fill_run_defaults(config: Namespace, announce: Optional[Callable[[str], None]] = None) -> Namespace:
     """Fill in (in place) the values ``defaults.yaml`` leaves null; see the module docstring.
 
@@ -94,16 +101,16 @@ def fill_run_defaults(config: Namespace, announce: Optional[Callable[[str], None
             announce(precision_line(trainer.precision, reason))
     elif announce is not None and (warning := emulated_bf16_warning(trainer.get("precision"), trainer.get("accelerator"))):
         announce(warning)
-    parent, last = os.path.split(os.path.normpath(str(trainer.default_root_dir)))
+    parent, last = csv_folder(trainer.default_root_dir)
     for logger in _as_list(trainer.get("logger")):
         init = logger.get("init_args")
         if _class_name(logger) not in _NAMED_LOGGERS or init is None:
             continue
         if _class_name(logger) == "CSVLogger":
             if "save_dir" in init and init.save_dir is None:
-                init.save_dir = parent or "."
+                init.save_dir = parent
             if "name" in init and init.name is None:
-                init.name = last if init.save_dir == (parent or ".") else name
+                init.name = last if init.save_dir == parent else name
             continue
         if "name" in init and init.name is None:
             init.name = name
