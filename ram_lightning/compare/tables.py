@@ -8,18 +8,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 from ram_lightning.compare.plot import plot_bands
 from ram_lightning.compare.report import gradient_table, group_by_label, mean_sd, summary_table, verdicts
-
-
-def _write(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+from ram_lightning.diagnostics.run_summary import write_text_atomically
 
 
 def seconds_per_update(results: Sequence[dict]) -> Dict[str, float]:
@@ -59,14 +53,14 @@ def settings_line(results: Sequence[dict]) -> str:
 
 def write_report(results: List[dict], out: Path, command: str, targets: Sequence[float], title: str) -> str:
     """Write the four files to ``out``; returns table.md's text."""
-    _write(out / "results.json", json.dumps(results, indent=1))
+    write_text_atomically(out / "results.json", json.dumps(results, indent=1))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["variant", "seed", "update", "train_seconds", "val_error"])
     for r in results:
         for p in r["curve"]:
             writer.writerow([r["label"], r["seed"], p["update"], f"{p['seconds']:.2f}", f"{p['val_error']:.4f}"])
-    _write(out / "curves.csv", buffer.getvalue())
+    write_text_atomically(out / "curves.csv", buffer.getvalue())
     capped = [f"{r['label']} seed {r['seed']} ({r['updates']} updates)" for r in results if r.get("capped")]
     text = "\n\n".join([
         f"`{command}`",
@@ -80,6 +74,6 @@ def write_report(results: List[dict], out: Path, command: str, targets: Sequence
         "Verdicts on the test error (one glimpse sequence):",
         "\n".join(f"- {line}" for line in verdicts(results)),
     ] + ([f"Stopped before max_steps (max_time or early stopping): {', '.join(capped)}"] if capped else [])) + "\n"
-    _write(out / "table.md", text)
+    write_text_atomically(out / "table.md", text)
     plot_bands(results, out / "validation_error.png", title)
     return text

@@ -36,11 +36,16 @@ from ram_lightning.diagnostics.probe import gradient_summaries
 SUMMARY_FILE = "summary.json"
 
 
-def write_json_atomically(path: Path, value: Any) -> None:
-    """``value`` as JSON at ``path``, never half-written (a temporary file, then renamed)."""
+def write_text_atomically(path: Path, text: str) -> None:
+    """``text`` at ``path``, never half-written (a temporary file beside it, then renamed)."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(value, indent=1))
+    partial.write_text(text)
     os.replace(partial, path)
+
+
+def write_json_atomically(path: Path, value: Any) -> None:
+    """``value`` as JSON at ``path``, never half-written."""
+    write_text_atomically(path, json.dumps(value, indent=1))
 
 
 class RunSummary(pl.Callback):
