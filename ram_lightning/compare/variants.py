@@ -52,25 +52,28 @@ def parse_variant(spec: str) -> Variant:
     return Variant(spec, name.strip(), options)
 
 
+def _options(cls: type, variant: Variant, num_samples: Optional[int]) -> Dict[str, Any]:
+    """The variant's options, with K = ``num_samples`` (the config's) where the class takes one
+    and the variant does not set it."""
+    options = dict(variant.options)
+    if num_samples is not None and "num_samples" in inspect.signature(cls).parameters:
+        options.setdefault("num_samples", num_samples)
+    return options
+
+
 def make_estimator(variant: Variant, num_samples: Optional[int]) -> Estimator:
     """The variant's estimator (its options checked against its signature: UserError naming the
     variant), with K = ``num_samples`` (the config's) unless its options set ``num_samples``."""
     cls = estimator_class(variant.estimator)
-    options = dict(variant.options)
-    if num_samples is not None and "num_samples" in inspect.signature(cls).parameters:
-        options.setdefault("num_samples", num_samples)
-    return construct(cls, options, f"--estimators {variant.label!r}")
+    return construct(cls, _options(cls, variant, num_samples), f"--estimators {variant.label!r}")
 
 
 def estimator_spec(variant: Variant, num_samples: Optional[int]) -> Dict[str, Any]:
     """``{"class_path", "init_args"}`` of the variant for ``--model.init_args.estimator``: the
     class resolved (a registered name or plug-in class path), K as in :func:`make_estimator`.
     On the config's own estimator class jsonargparse keeps the config's other options."""
-    estimator = make_estimator(variant, num_samples)  # checks the options now, before any run
-    options = dict(variant.options)
-    if num_samples is not None and "num_samples" in inspect.signature(type(estimator)).parameters:
-        options.setdefault("num_samples", num_samples)
-    return {"class_path": class_path(type(estimator)), "init_args": options}
+    cls = type(make_estimator(variant, num_samples))  # checks the options now, before any run
+    return {"class_path": class_path(cls), "init_args": _options(cls, variant, num_samples)}
 
 
 def folder_name(label: str) -> str:
