@@ -72,10 +72,11 @@ def plan_runs(out: Path, fit_args: List[str], variants: List[Variant], seeds: Li
     runs = []
     for variant in variants:
         spec = json.dumps(estimator_spec(variant, num_samples), separators=(",", ":"))
+        name = folder_name(variant.label)
         for seed in seeds:
-            folder = out / folder_name(variant.label) / f"seed_{seed}"
+            folder = out / name / f"seed_{seed}"
             args = [*fit_args, *extra, "--model.init_args.estimator", spec, "--seed_everything", str(seed),
-                    "--trainer.default_root_dir", str(folder), "--name", f"{group}-{folder_name(variant.label)}-seed{seed}",
+                    "--trainer.default_root_dir", str(folder), "--name", f"{group}-{name}-seed{seed}",
                     "--trainer.callbacks+", SUMMARY_CALLBACK]
             env = {"WANDB_RUN_GROUP": group, "WANDB_JOB_TYPE": variant.label}
             runs.append(RunSpec(variant.label, seed, str(folder), args, env, variant.estimator, dict(variant.options)))
