@@ -244,7 +244,7 @@ class AttentionClassifier(EstimatorModule):
         if split == "train":
             output, log_probs = self.training_forward((images, targets))
         else:
-            terms, log_probs, _ = self.sample_terms(images, targets, self.eval_samples, generator=self.eval_stream())
+            terms, log_probs, rollout = self.sample_terms(images, targets, self.eval_samples, generator=self.eval_stream())
         error = self.errors[f"{split}_error"]
         error.update((log_probs[:, 0].argmax(-1) != targets).float())
         self.log(f"{split}/error", error, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
@@ -254,8 +254,19 @@ class AttentionClassifier(EstimatorModule):
             self.log(f"{split}/error_avg{self.eval_samples}", error_avg, on_epoch=True, batch_size=batch_size)
             # sync_dist: the epoch value is the mean over every process's share of the set.
             self.log(f"{split}/log_likelihood", terms.log_likelihood.mean(), on_epoch=True, batch_size=batch_size, sync_dist=True)
+            self.log_scale_use(rollout, split, batch_size)
             return None
         return self.log_estimator_output(output, batch_size)
+
+    def log_scale_use(self, rollout: Rollout, split: str, batch_size: int) -> None:
+        """``{split}/scale_use/<s>``: the fraction of the evaluation glimpses (every glimpse of the
+        M sequences, scales [B, M, T]) that chose scale s, so the scale histogram is followed over
+        training at no extra cost; nothing without scale choice."""
+        if not self.core.num_scales or rollout.scales is None:
+            return
+        counts = torch.bincount(rollout.scales.flatten(), minlength=self.core.num_scales).float()
+        for s, fraction in enumerate((counts / counts.sum().clamp_min(1)).tolist()):
+            self.log(f"{split}/scale_use/{s}", fraction, on_epoch=True, batch_size=batch_size, sync_dist=True)
 
     def predict_step(self, batch, batch_idx: int) -> Dict[str, object]:
         """Batch-first predictions of a batch ``{"images": [B, C, H, W], "image": ids}`` (or bare
