@@ -28,6 +28,7 @@ from ram_lightning.compare.experiment import config_num_samples, differing_keys,
 from ram_lightning.compare.launch import LAUNCHERS, StopRequest, launch
 from ram_lightning.compare.runs import RunSpec, is_done, newest_last_checkpoint, plan_runs, read_result
 from ram_lightning.compare.tables import write_report
+from ram_lightning.compare.trajectories import read_metrics
 from ram_lightning.compare.variants import parse_variant
 from ram_lightning.diagnostics.run_summary import write_json_atomically
 from ram_lightning.errors import UserError
@@ -57,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (local: the CPU cores are split between them)")
     p.add_argument("--targets", nargs="+", default=["0.2", "0.1", "0.05"], help="validation errors to reach (fractions)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the runs in --out")
+    p.add_argument("--variance-reference", metavar="VARIANT",
+                   help="the report also gives every other variant's gradient-variance reduction against this one "
+                        "at the early / middle / end probes (runs that log a GradientVarianceProbe)")
     return p
 
 
@@ -143,6 +147,12 @@ def experiment_record(out: Path, record: Dict[str, Any]) -> Dict[str, Any]:
     return {**record, "variants": variants, "seeds": max(stored["seeds"], record["seeds"]), "runs": ordered}
 
 
+def check_variance_reference(reference: Optional[str], variants: List[str]) -> None:
+    if reference is not None and reference not in variants:
+        raise UserError(f"--variance-reference: {reference!r} is not a variant of this comparison "
+                        f"(variants: {', '.join(variants)})")
+
+
 def status_line(runs: List[RunSpec]) -> str:
     done = sum(is_done(r) for r in runs)
     resuming = sum(1 for r in runs if not is_done(r) and newest_last_checkpoint(r) is not None)
@@ -157,11 +167,13 @@ def collect(runs: List[RunSpec]) -> List[dict]:
     return [result for result in (read_result(r) for r in runs) if result is not None]
 
 
-def report(out: Path, runs: List[RunSpec], command: str, targets: List[float], title: str) -> Optional[str]:
+def report(out: Path, runs: List[RunSpec], command: str, targets: List[float], title: str,
+           variance_reference: Optional[str] = None) -> Optional[str]:
     results = collect(runs)
     if not results:
         return None
-    return write_report(results, out, command, targets, title)
+    metrics = {(r.label, r.seed): read_metrics(r.path) for r in runs if is_done(r)}
+    return write_report(results, out, command, targets, title, metrics, variance_reference)
 
 
 def _say(line: str) -> None:
@@ -183,8 +195,9 @@ def run_compare(argv: List[str]) -> int:
         if not path.is_file():
             raise UserError(f"--report-only: {path} not found; no comparison has run in --out {out}")
         stored = json.loads(path.read_text())
+        check_variance_reference(args.variance_reference, stored["variants"])
         runs = [RunSpec(**spec) for spec in stored["runs"]]
-        text = report(out, runs, stored["command"], targets, stored["title"])
+        text = report(out, runs, stored["command"], targets, stored["title"], args.variance_reference)
         _say(f"{len(collect(runs))} of {len(runs)} runs done; " + ("report in " + str(out) if text else "nothing to report yet"))
         return 0
     if not args.estimators:
@@ -206,6 +219,7 @@ def run_compare(argv: List[str]) -> int:
     record = experiment_record(out, {"fingerprint": fingerprint(config), "variants": [v.label for v in variants],
                                      "seeds": args.seeds, "command": command, "title": title,
                                      "runs": [r.as_dict() for r in runs]})
+    check_variance_reference(args.variance_reference, record["variants"])
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -216,7 +230,7 @@ def run_compare(argv: List[str]) -> int:
     todo = [r for r in runs if not is_done(r)]
     if not todo:
         if not (out / "table.md").is_file():
-            report(out, every_run, command, targets, title)
+            report(out, every_run, command, targets, title, args.variance_reference)
         _say(f"report in {out / 'table.md'}")
         return 0
 
@@ -228,7 +242,7 @@ def run_compare(argv: List[str]) -> int:
 
     with StopRequest() as stop:
         outcomes = launch(todo, args.launcher, out / "jobs", args.jobs, slurm_options, said, stop, f"ram-compare-{group}")
-    text = report(out, every_run, command, targets, title)
+    text = report(out, every_run, command, targets, title, args.variance_reference)
     done = sum(is_done(r) for r in runs)
     if stop.signum is not None:
         _say(f"stopped by {signal.Signals(stop.signum).name}: {done} of {len(runs)} runs done, the others' checkpoints "

@@ -32,7 +32,9 @@ def said(done):
 @pytest.mark.slow
 def test_variants_over_seeds_run_as_jobs_report_once_and_are_not_mixed_with_another_experiment(tmp_path):
     out = tmp_path / "qs"
-    args = ["--estimators", "reinforce", "wake_sleep_cv:prior_coefficient=0", "--seeds", "2", "--out", str(out)]
+    probe = '{"class_path": "ram_lightning.diagnostics.GradientVarianceProbe", "init_args": {"every_n_steps": 2, "num_draws": 2}}'
+    args = ["--estimators", "reinforce", "wake_sleep_cv:prior_coefficient=0", "--seeds", "2", "--out", str(out),
+            "--trainer.callbacks+", probe, "--trainer.log_every_n_steps", "1"]
     first = compare(*args, cwd=tmp_path)
     assert said(first)[0] == "ram compare: 0 of 4 runs done; starting 4"
     assert said(first)[-1] == f"ram compare: 4 of 4 runs done; report in {out}"
@@ -50,6 +52,9 @@ def test_variants_over_seeds_run_as_jobs_report_once_and_are_not_mixed_with_anot
     table = (out / "table.md").read_text()
     assert "reinforce vs wake_sleep_cv:prior_coefficient=0" in table or "ahead of" in table
     assert (out / "validation_error.png").stat().st_size > 0 and (out / "curves.csv").read_text().count("\n") == 9
+    # diagnostics over training, read from the runs' metrics.csv: the probes at updates 2 and 4, scale use per validation
+    assert "Gradient variance / SNR of `policy` over training" in table and "Scale choice over training" in table
+    assert json.loads((out / "trajectories.json").read_text())["groups"]["bottom_lstm"] == {"early": 2, "middle": 2, "end": 4}
 
     # W&B: grouped by the comparison, the variant as job type, the seed in the config
     (wandb_run,) = (out / "reinforce" / "seed_1" / "wandb").glob("offline-run-*")
@@ -73,6 +78,10 @@ def test_variants_over_seeds_run_as_jobs_report_once_and_are_not_mixed_with_anot
     (out / "table.md").unlink()
     compare("--out", str(out), "--report-only", cwd=tmp_path)
     assert (out / "table.md").read_text() == table.replace(table.splitlines()[0], (out / "table.md").read_text().splitlines()[0])
+    compare("--out", str(out), "--report-only", "--variance-reference", "reinforce", cwd=tmp_path)
+    reductions = json.loads((out / "trajectories.json").read_text())["reductions"]
+    assert [r["seeds"] for r in reductions["policy: wake_sleep_cv:prior_coefficient=0 vs reinforce"]] == [[0, 1]] * 3
+    assert "variance reduction of `wake_sleep_cv:prior_coefficient=0` vs `reinforce`" in (out / "table.md").read_text()
 
     # one run alone, from its recorded command line: the same figures
     words = shlex.split((out / "reinforce" / "seed_1" / "command.txt").read_text())
@@ -123,6 +132,7 @@ def test_ctrl_c_stops_the_runs_with_their_checkpoints_and_the_same_command_resum
     (["--out", "x", "--estimators", "reinforce", "--targets", "5"], "must be a fraction"),
     (["--out", "x", "--report-only"], "no comparison has run in --out x"),
     (["--out", "x", "--estimators", "reinforce", "--slurm.partition"], "--slurm.partition: expected a value"),
+    (["--out", "x", "--estimators", "reinforce", "--variance-reference", "vimco"], "'vimco' is not a variant of this comparison"),
     (["--out", "x", "--estimators", "reinforce", "--trainer.max_stepz", "3"], "--trainer.max_stepz"),
     (["--out", "x", "--estimators", "reinforce", "--seed_everything", "3"], "--seed_everything: `ram compare` sets it for each run"),
     (["--out", "x", "--estimators", "reinforce", "--model.init_args.estimator.init_args.num_samples", "3"], "use --estimators"),

@@ -211,3 +211,30 @@ def test_the_core_arguments_are_documented_once_and_handed_on_by_keyword():
                                 glimpse_hidden=8, glimpse_features=12, context_size=8, detach_policy_input=True)
     assert (model.core.sensor.glimpse_size, model.core.num_glimpses, model.core.hidden_size) == (5, 3, 16)
     assert model.core.detach_policy_input and model.core.image_shape == (1, 24, 24)
+
+
+def test_evaluation_logs_the_share_of_glimpses_at_each_scale():
+    """``{split}/scale_use/<s>``: every glimpse of every evaluation sequence counted once."""
+    from types import SimpleNamespace
+
+    logged = {}
+
+    def capture(model):
+        model.log = lambda name, value, **kwargs: logged.__setitem__(name, value)
+        return model
+
+    scaled = capture(AttentionClassifier(**SMALL, num_classes=3, scales=[0.5, 1.0, 2.0], estimator="reinforce"))
+    scales = torch.tensor([[[0, 0, 2], [0, 2, 2]], [[0, 0, 0], [0, 0, 2]]])  # [B=2, M=2, T=3]: 8 at scale 0, 4 at scale 2
+    scaled.log_scale_use(SimpleNamespace(scales=scales), "val", batch_size=2)
+    assert logged == pytest.approx({"val/scale_use/0": 8 / 12, "val/scale_use/1": 0.0, "val/scale_use/2": 4 / 12})
+
+    logged.clear()
+    images = torch.rand(2, 1, 24, 20)
+    scaled.model_step((images, torch.tensor([0, 2])), "test")  # the real evaluation path logs it too
+    shares = [logged[f"test/scale_use/{s}"] for s in range(3)]
+    assert sum(shares) == pytest.approx(1.0) and all(0 <= v <= 1 for v in shares)
+
+    logged.clear()
+    single = capture(AttentionClassifier(**SMALL, num_classes=3, estimator="reinforce"))  # no scale choice: nothing logged
+    single.model_step((images, torch.tensor([0, 2])), "test")
+    assert not [name for name in logged if "scale_use" in name]
