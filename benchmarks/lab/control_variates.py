@@ -113,7 +113,10 @@ def main() -> None:
         print(f"\n{folder} (seeds {entry['seeds']}): reduction 100 (1 - var_on / var_off), mean ± sd over seeds")
         for group, s in entry["summary"].items():
             mean, sd = s["reduction_mean_sd"]
-            snr = "" if s["snr_ratio_mean_sd"] is None else f"; SNR on / off {s['snr_ratio_mean_sd'][0]:.2f} ± {s['snr_ratio_mean_sd'][1]:.2f}"
+            snr = ""
+            if s["snr_ratio_mean_sd"] is not None:
+                snr_mean, snr_sd = s["snr_ratio_mean_sd"]
+                snr = f"; SNR on / off {snr_mean:.2f} ± {snr_sd:.2f}"
             print(f"  {group:12s} {mean:+6.1f} ± {sd:4.1f}%{snr}")
     if args.json:
         args.json.write_text(json.dumps({"command": "python -m benchmarks.lab.control_variates " + " ".join(map(str, args.folders))
