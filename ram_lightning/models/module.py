@@ -156,7 +156,8 @@ class EstimatorModule(EstimatorInputs, EvaluationStreams, DivergenceChecks, pl.L
     # ----------------------------------------------------------------- optimizers
     def configure_optimizers(self) -> Any:
         return configure_optimizers(list(self.parameters()), self.gradient_groups().get("inference", []), self.optimizer_factory,
-                                    self.lr_scheduler_factory, self.inference_lr, self.monitor)
+                                    self.lr_scheduler_factory, self.inference_lr, self.monitor,
+                                    validates=self._trainer is None or self._trainer.limit_val_batches != 0)
 
     # ----------------------------------------------------------------- loading
     @classmethod

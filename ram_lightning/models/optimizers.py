@@ -9,7 +9,10 @@
 jsonargparse gives the factories (a callable over the parameters, and one over the optimizer);
 :func:`configure_optimizers` builds both, with the inference network q's parameters in their own
 group when ``inference_lr`` is set; a value torch refuses (a negative learning rate) is a UserError
-naming the option and the class.
+naming the option and the class. A plateau scheduler needs validation: with none at all
+(``trainer.limit_val_batches: 0``) it is a UserError before the first update, not Lightning's
+traceback after the first epoch; an epoch that ends before the first validation (validation every
+N updates) skips its step with Lightning's warning instead of stopping the run.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ def factory_name(factory: Any) -> str:
 
 
 def configure_optimizers(parameters: List[nn.Parameter], q_parameters: List[nn.Parameter], optimizer: Callable,
-                         lr_scheduler: Optional[Callable], inference_lr: Optional[float], monitor: str) -> Any:
+                         lr_scheduler: Optional[Callable], inference_lr: Optional[float], monitor: str,
+                         validates: bool = True) -> Any:
     """What ``LightningModule.configure_optimizers`` returns: the optimizer, or with a scheduler
     ``{"optimizer", "lr_scheduler": {"scheduler", "monitor"}}``.
 
@@ -46,6 +50,7 @@ def configure_optimizers(parameters: List[nn.Parameter], q_parameters: List[nn.P
         lr_scheduler: the scheduler factory over the optimizer, or None.
         inference_lr: q's learning rate (None: the optimizer's own, one group).
         monitor: the metric a plateau scheduler watches.
+        validates: whether the trainer runs validation at all (a plateau scheduler needs it).
     """
     params: Any = parameters
     if inference_lr is not None and q_parameters:
@@ -61,4 +66,7 @@ def configure_optimizers(parameters: List[nn.Parameter], q_parameters: List[nn.P
         scheduler = lr_scheduler(built)
     except ValueError as error:
         raise UserError(f"model.lr_scheduler ({factory_name(lr_scheduler)}): {error}") from None
-    return {"optimizer": built, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and not validates:
+        raise UserError(f"model.lr_scheduler ({factory_name(lr_scheduler)}) watches {monitor}, but trainer.limit_val_batches "
+                        "is 0, so validation never runs: give it batches, or choose a scheduler that watches no metric")
+    return {"optimizer": built, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor, "strict": False}}

@@ -144,3 +144,22 @@ def test_a_wrong_type_in_the_config_file_is_one_line_naming_the_option(tmp_path,
 def test_estimator_mistakes_say_what_is_expected(estimator, parts, config, capsys):
     line = one_line_error(capsys, ["fit", "--config", str(config), "--model.init_args.estimator", estimator, "--test_after_fit", "false"])
     assert line.startswith(parts[0]) and all(part in line for part in parts)
+
+
+PLATEAU = "{class_path: torch.optim.lr_scheduler.ReduceLROnPlateau, init_args: {patience: 2}}"
+
+
+def test_a_plateau_scheduler_with_validation_off_is_one_line_before_any_update(config, capsys):
+    line = one_line_error(capsys, ["fit", "--config", str(config), "--model.init_args.lr_scheduler", PLATEAU,
+                                   "--trainer.limit_val_batches", "0", "--test_after_fit", "false"])
+    assert line.startswith("ram: error: model.lr_scheduler (torch.optim.lr_scheduler.ReduceLROnPlateau) watches val/error, "
+                           "but trainer.limit_val_batches is 0")
+
+
+def test_a_plateau_scheduler_survives_an_epoch_that_ends_before_the_first_validation(config, tmp_path, read_metrics):
+    # 3 updates an epoch, validation every 5 updates: epoch 0 ends with no val/error to watch yet
+    main(["fit", "--config", str(config), "--model.init_args.lr_scheduler", PLATEAU, "--trainer.max_epochs", "-1",
+          "--trainer.max_steps", "6", "--trainer.val_check_interval", "5", "--trainer.check_val_every_n_epoch", "null",
+          "--trainer.num_sanity_val_steps", "0", "--test_after_fit", "false"])
+    metrics = read_metrics(tmp_path)
+    assert metrics.last["step"] >= 5 and "val/error" in metrics.keys
