@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: real MNIST, one torch thread, and for tests that run ``ram``: the one
+"""Shared pytest fixtures: real MNIST, one torch thread, each test's environment undone, and for tests that run ``ram``: the one
 tiny config (``tiny_config``), the one way to write a config (``write_config``) and the one
 reader of what the CSV logger wrote (``read_metrics``)."""
 import csv
@@ -44,6 +44,17 @@ def one_intra_op_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def environment_restored():
+    """Each test's changes to the environment end with it: an in-process ``ram compare`` job sets
+    ``WANDB_RUN_GROUP`` / ``WANDB_JOB_TYPE`` and ``OMP_NUM_THREADS``, which would reach later tests."""
+    saved = dict(os.environ)
+    yield
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update(saved)
 
 
 # The tiny CLI config every `ram` test starts from (a few batches of 36x36 rendered digits).
