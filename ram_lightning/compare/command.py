@@ -5,13 +5,15 @@
     ram compare --config configs/quickstart.yaml --estimators reinforce reinforce:baseline=none --seeds 3 --out runs/compare/qs
     ram compare ... --launcher slurm --slurm.partition gpu --slurm.gpus_per_node 1 --slurm.timeout_min 120
     ram compare ... --report-only          # the table, plot and verdicts from the runs already in --out
+    ram compare --join runs/compare/a runs/compare/b --out runs/compare/ab   # one report over both
 
 Every other option is a ``ram fit`` option and applies to every run. A variant replaces only the
 estimator (``name:option=value,...`` or a plug-in's class path); K, unless the variant sets it,
 is the config's. The seed (``--seed_everything``) sets weights, training images and attention
 draws. The same command again skips finished runs, resumes unfinished ones from ``last.ckpt``
 and changes nothing when all are done; a different experiment in an existing ``--out`` is
-refused, naming the differing keys. Runs, files and jobs: ``ram_lightning.compare.runs``.
+refused, naming the differing keys. Runs, files and jobs: ``ram_lightning.compare.runs``; a
+setting other than the estimator is compared by joining two comparisons: ``ram_lightning.compare.join``.
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ram_lightning.compare.experiment import config_num_samples, differing_keys, fingerprint, get_path, resolve_fit_config
+from ram_lightning.compare.join import join_report
 from ram_lightning.compare.launch import LAUNCHERS, StopRequest, launch
-from ram_lightning.compare.runs import RunSpec, is_done, newest_last_checkpoint, plan_runs, read_result
+from ram_lightning.compare.runs import EXPERIMENT_FILE, RunSpec, is_done, newest_last_checkpoint, plan_runs, read_result
 from ram_lightning.compare.tables import write_report
 from ram_lightning.compare.trajectories import read_metrics
 from ram_lightning.compare.variants import parse_variant
@@ -34,7 +37,6 @@ from ram_lightning.diagnostics.run_summary import write_json_atomically
 from ram_lightning.errors import UserError
 from ram_lightning.run.defaults import csv_folder
 
-EXPERIMENT_FILE = "compare.json"
 USAGE = "ram compare [--config FILE ...] --estimators NAME[:OPTION=VALUE,...] ... --out DIR [options] [ram fit options]"
 
 
@@ -58,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (local: the CPU cores are split between them)")
     p.add_argument("--targets", nargs="+", default=["0.2", "0.1", "0.05"], help="validation errors to reach (fractions)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the runs in --out")
+    p.add_argument("--join", nargs="+", type=Path, metavar="DIR",
+                   help="only write one report to --out over these comparisons (their --out folders), each run "
+                        "labelled 'variant @ folder': for settings other than the estimator")
     p.add_argument("--variance-reference", metavar="VARIANT",
                    help="the report also gives every other variant's gradient-variance reduction against this one "
                         "at the early / middle / end probes (runs that log a GradientVarianceProbe)")
@@ -190,6 +195,13 @@ def run_compare(argv: List[str]) -> int:
     if args.seeds < 1 or args.jobs < 1:
         raise UserError(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
     group = args.name or out.resolve().name
+    if args.join:
+        if args.estimators or args.report_only or fit_args:
+            raise UserError("--join: only writes a report; it takes --out, --targets and --variance-reference, "
+                            f"not {' '.join(['--estimators'] * bool(args.estimators) + ['--report-only'] * args.report_only + fit_args)}")
+        text = join_report(args.join, out, command, targets, args.variance_reference)
+        _say(f"report in {out}" if text else "no joined comparison has a finished run yet")
+        return 0
     if args.report_only:
         path = out / EXPERIMENT_FILE
         if not path.is_file():

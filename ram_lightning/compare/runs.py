@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional
 
 from ram_lightning.compare.variants import Variant, estimator_spec, folder_name
 
+EXPERIMENT_FILE = "compare.json"
 RESULT_FILE = "result.json"
 COMMAND_FILE = "command.txt"
 SUMMARY_CALLBACK = '{"class_path": "ram_lightning.diagnostics.RunSummary"}'

@@ -84,9 +84,11 @@ def trajectory_sections(results: Sequence[dict], metrics: Dict[Tuple[str, int], 
 
 
 def write_report(results: List[dict], out: Path, command: str, targets: Sequence[float], title: str,
-                 metrics: Optional[Dict[Tuple[str, int], Rows]] = None, variance_reference: Optional[str] = None) -> str:
+                 metrics: Optional[Dict[Tuple[str, int], Rows]] = None, variance_reference: Optional[str] = None,
+                 notes: Sequence[str] = ()) -> str:
     """Write the report's files to ``out`` (``trajectories.json`` too when ``metrics``, the runs'
-    metrics.csv rows by (variant, seed), hold probes or scale use); returns table.md's text."""
+    metrics.csv rows by (variant, seed), hold probes or scale use); returns table.md's text.
+    ``notes``: paragraphs after the settings line (a joined report's differing settings)."""
     write_text_atomically(out / "results.json", json.dumps(results, indent=1))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -102,6 +104,7 @@ def write_report(results: List[dict], out: Path, command: str, targets: Sequence
     text = "\n\n".join([
         f"`{command}`",
         settings_line(results),
+        *notes,
         summary_table(results, targets, seconds_per_update(results)),
         "Gradient variance / signal-to-noise ratio per module group (final weights, one validation batch; "
         "mean ± sd over seeds):",
