@@ -9,13 +9,15 @@
   and Lightning wrap exceptions; jsonargparse even flattens an error raised inside a class it
   instantiates into a message string), a permission problem with a file or folder, or the
   parser's own error (an ``argparse.ArgumentError``, ``ram_lightning.run.parser_errors``) in one
-  line, else None.
+  line, what W&B refused (a wrong API key, a project or entity it does not know) in one line
+  saying what to check, else None.
 """
 from __future__ import annotations
 
 import argparse
 import errno
 import re
+import sys
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence
 
@@ -96,6 +98,10 @@ def as_user_error(error: Optional[BaseException]) -> Optional[Exception]:
         if isinstance(error, PermissionError) or (isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM)):
             name = error.filename or "a file or folder"
             return UserError(f"{name}: permission denied ({error.strerror or error}); check who may read or write it")
+        if _is_wandb_error(error):
+            said = " ".join(str(error).split()) or type(error).__name__
+            return UserError(f"W&B: {said} ({type(error).__name__}); check WANDB_API_KEY (or `wandb login`), the "
+                             "logger's project and entity, or log offline with WANDB_MODE=offline")
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     last = UserError.last
@@ -104,3 +110,11 @@ def as_user_error(error: Optional[BaseException]) -> Optional[Exception]:
     if isinstance(first, argparse.ArgumentError):  # the parser's own (exit_on_error=False): one line
         return UserError(summarise_parser_error(str(first)))
     return None
+
+
+def _is_wandb_error(error: BaseException) -> bool:
+    """wandb's own errors at ``wandb.init`` (AuthenticationError, CommError, UsageError): checked
+    only where wandb is already imported."""
+    errors = sys.modules.get("wandb.errors")
+    kinds = tuple(getattr(errors, name) for name in ("AuthenticationError", "CommError", "UsageError") if hasattr(errors, name))
+    return bool(kinds) and isinstance(error, kinds)

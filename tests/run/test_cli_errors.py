@@ -163,3 +163,18 @@ def test_a_plateau_scheduler_survives_an_epoch_that_ends_before_the_first_valida
           "--trainer.num_sanity_val_steps", "0", "--test_after_fit", "false"])
     metrics = read_metrics(tmp_path)
     assert metrics.last["step"] >= 5 and "val/error" in metrics.keys
+
+
+def test_what_wandb_refuses_is_one_line_saying_what_to_check(config, tmp_path, monkeypatch, capsys):
+    import wandb
+
+    def refuse(*args, **kwargs):
+        raise wandb.errors.AuthenticationError("API key verification failed. Make sure your API key is valid.")
+
+    monkeypatch.setattr(wandb, "init", refuse)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = ('{class_path: pytorch_lightning.loggers.WandbLogger, init_args: {project: ram-test, save_dir: "%s"}}'
+              % (tmp_path / "wb"))
+    line = one_line_error(capsys, ["fit", "--config", str(config), "--trainer.logger", logger, "--test_after_fit", "false"])
+    assert line == ("ram: error: W&B: API key verification failed. Make sure your API key is valid. (AuthenticationError); "
+                    "check WANDB_API_KEY (or `wandb login`), the logger's project and entity, or log offline with WANDB_MODE=offline")
