@@ -104,12 +104,18 @@ def gradient_table(results: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def verdicts(results: Sequence[dict]) -> List[str]:
-    """One line per pair of variants, on the test error (one glimpse sequence)."""
+def verdicts(results: Sequence[dict], averaged: bool = False) -> List[str]:
+    """One line per pair of variants, on the test error with one glimpse sequence, or with
+    ``averaged`` on the error of the class probabilities averaged over ``eval_samples`` sequences
+    (pairs where a run lacks it are left out)."""
     groups = group_by_label(results)
     labels = list(groups)
+
+    def errors(label: str) -> List[Optional[float]]:
+        return [averaged_test_error(r) if averaged else r["test_error"] for r in groups[label]]
     lines = []
     for i, a in enumerate(labels):
         for b in labels[i + 1:]:
-            lines.append(verdict(a, [r["test_error"] for r in groups[a]], b, [r["test_error"] for r in groups[b]]))
+            if None not in errors(a) + errors(b):
+                lines.append(verdict(a, errors(a), b, errors(b)))
     return lines

@@ -101,7 +101,9 @@ def write_report(results: List[dict], out: Path, command: str, targets: Sequence
     over_training, figures = trajectory_sections(results, metrics or {}, variance_reference)
     if over_training:
         write_text_atomically(out / "trajectories.json", json.dumps(figures, indent=1))
-    text = "\n\n".join([
+    averaged = verdicts(results, averaged=True)
+    samples = next((r.get("eval_samples") for r in results if r.get("eval_samples")), 10)
+    sections = [
         f"`{command}`",
         settings_line(results),
         *notes,
@@ -113,7 +115,13 @@ def write_report(results: List[dict], out: Path, command: str, targets: Sequence
         diagnostics_table(results),
         "Verdicts on the test error (one glimpse sequence):",
         "\n".join(f"- {line}" for line in verdicts(results)),
-    ] + over_training + ([f"Stopped before max_steps (max_time or early stopping): {', '.join(capped)}"] if capped else [])) + "\n"
+    ]
+    if averaged:
+        sections += [f"Verdicts on the test error averaging {samples} sequences:", "\n".join(f"- {line}" for line in averaged)]
+    sections += over_training
+    if capped:
+        sections.append(f"Stopped before max_steps (max_time or early stopping): {', '.join(capped)}")
+    text = "\n\n".join(sections) + "\n"
     write_text_atomically(out / "table.md", text)
     plot_bands(results, out / "validation_error.png", title)
     return text

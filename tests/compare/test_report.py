@@ -23,3 +23,13 @@ def test_seconds_per_update_precision_and_older_records():
     assert seconds_per_update(runs) == {"a": 0.2}
     assert settings_line(runs) == "Precision: bf16-mixed; training step: compiled."
     assert averaged_test_error({"test_error_avg10": 0.1}) == 0.1 and averaged_test_error({"test_error_avg": 0.2}) == 0.2
+
+
+def test_verdicts_on_the_averaged_error_leave_out_pairs_without_it():
+    from ram_lightning.compare.report import verdicts
+
+    runs = [{"label": "a", "test_error": e, "test_error_avg": e / 2} for e in (0.09, 0.10, 0.11)]
+    runs += [{"label": "b", "test_error": e, "test_error_avg": e / 2} for e in (0.19, 0.20, 0.21)]
+    runs += [{"label": "old", "test_error": e} for e in (0.19, 0.20, 0.21)]  # a record from before the averaged error
+    assert verdicts(runs, averaged=True) == ["a ahead of b by 5.00 ± 0.41 points"]
+    assert len(verdicts(runs)) == 3
