@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ram_lightning.compare.experiment import differing_keys
-from ram_lightning.compare.runs import EXPERIMENT_FILE, RunSpec, is_done, read_result
+from ram_lightning.compare.runs import EXPERIMENT_FILE, RunSpec, read_result
 from ram_lightning.compare.tables import write_report
 from ram_lightning.compare.trajectories import Rows, read_metrics
 from ram_lightning.diagnostics.run_summary import write_json_atomically
@@ -62,8 +62,8 @@ def collect_joined(folders: Sequence[Path]) -> Tuple[List[dict], Dict[Tuple[str,
     for folder, record in zip(folders, stored):
         for spec in record["runs"]:
             run = RunSpec(**spec)
-            result = read_result(run)
-            if result is None or not is_done(run):
+            result = read_result(run)  # None until the run is done
+            if result is None:
                 continue
             label = joined_label(run.label, folder)
             results.append({**result, "label": label})

@@ -44,6 +44,11 @@ def averaged_test_error(result: dict) -> Optional[float]:
     return result.get("test_error_avg", result.get("test_error_avg10"))
 
 
+def eval_samples(results: Sequence[dict]) -> int:
+    """The glimpse sequences the runs' averaged test error is over (older records: 10)."""
+    return next((r.get("eval_samples") for r in results if r.get("eval_samples")), 10)
+
+
 def group_by_label(results: Sequence[dict]) -> Dict[str, List[dict]]:
     """Per-seed results grouped by variant label, in first-seen order."""
     groups: Dict[str, List[dict]] = {}
@@ -73,7 +78,7 @@ def summary_table(results: Sequence[dict], targets: Sequence[float], seconds_per
     """Markdown: per variant, mean ± sd over seeds of the test errors, updates to each target,
     s / update, final ESS and the policy's gradient variance and SNR."""
     groups = group_by_label(results)
-    samples = next((r.get("eval_samples") for r in results if r.get("eval_samples")), 10)
+    samples = eval_samples(results)
     head = ["variant", "seeds", "updates", "test error", f"test error (avg {samples})"]
     head += [f"updates to {100 * t:g}% val" for t in targets] + ["s / update", "final ESS", "grad var (policy)", "grad SNR (policy)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -108,14 +113,12 @@ def verdicts(results: Sequence[dict], averaged: bool = False) -> List[str]:
     """One line per pair of variants, on the test error with one glimpse sequence, or with
     ``averaged`` on the error of the class probabilities averaged over ``eval_samples`` sequences
     (pairs where a run lacks it are left out)."""
-    groups = group_by_label(results)
-    labels = list(groups)
-
-    def errors(label: str) -> List[Optional[float]]:
-        return [averaged_test_error(r) if averaged else r["test_error"] for r in groups[label]]
+    errors = {label: [averaged_test_error(r) if averaged else r["test_error"] for r in runs]
+              for label, runs in group_by_label(results).items()}
+    labels = list(errors)
     lines = []
     for i, a in enumerate(labels):
         for b in labels[i + 1:]:
-            if None not in errors(a) + errors(b):
-                lines.append(verdict(a, errors(a), b, errors(b)))
+            if None not in errors[a] + errors[b]:
+                lines.append(verdict(a, errors[a], b, errors[b]))
     return lines

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ram_lightning.compare.plot import plot_bands
-from ram_lightning.compare.report import gradient_table, group_by_label, mean_sd, summary_table, verdicts
+from ram_lightning.compare.report import eval_samples, gradient_table, group_by_label, mean_sd, summary_table, verdicts
 from ram_lightning.compare.trajectories import (Rows, probe_points, reduction_table, scale_use_over_training,
                                                 variance_over_training, variance_reduction)
 from ram_lightning.diagnostics.run_summary import write_text_atomically
@@ -102,7 +102,6 @@ def write_report(results: List[dict], out: Path, command: str, targets: Sequence
     if over_training:
         write_text_atomically(out / "trajectories.json", json.dumps(figures, indent=1))
     averaged = verdicts(results, averaged=True)
-    samples = next((r.get("eval_samples") for r in results if r.get("eval_samples")), 10)
     sections = [
         f"`{command}`",
         settings_line(results),
@@ -117,7 +116,8 @@ def write_report(results: List[dict], out: Path, command: str, targets: Sequence
         "\n".join(f"- {line}" for line in verdicts(results)),
     ]
     if averaged:
-        sections += [f"Verdicts on the test error averaging {samples} sequences:", "\n".join(f"- {line}" for line in averaged)]
+        sections += [f"Verdicts on the test error averaging {eval_samples(results)} sequences:",
+                     "\n".join(f"- {line}" for line in averaged)]
     sections += over_training
     if capped:
         sections.append(f"Stopped before max_steps (max_time or early stopping): {', '.join(capped)}")
