@@ -29,7 +29,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from ram_lightning.compare.experiment import config_num_samples, differing_keys, fingerprint, get_path, resolve_fit_config
 from ram_lightning.compare.join import join_report
 from ram_lightning.compare.launch import LAUNCHERS, StopRequest, launch
-from ram_lightning.compare.runs import EXPERIMENT_FILE, RunSpec, is_done, newest_last_checkpoint, plan_runs, read_result
+from ram_lightning.compare.runs import (EXPERIMENT_FILE, RunSpec, is_done, launch_order, newest_last_checkpoint, plan_runs,
+                                        read_result)
 from ram_lightning.compare.tables import write_report
 from ram_lightning.compare.trajectories import read_metrics
 from ram_lightning.compare.variants import parse_variant
@@ -239,7 +240,7 @@ def run_compare(argv: List[str]) -> int:
     write_json_atomically(out / EXPERIMENT_FILE, record)
     _say(status_line(runs))
     every_run = [RunSpec(**spec) for spec in record["runs"]]  # the report covers earlier commands' runs too
-    todo = [r for r in runs if not is_done(r)]
+    todo = launch_order([r for r in runs if not is_done(r)])
     if not todo:
         if not (out / "table.md").is_file():
             report(out, every_run, command, targets, title, args.variance_reference)

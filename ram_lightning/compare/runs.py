@@ -84,6 +84,12 @@ def plan_runs(out: Path, fit_args: List[str], variants: List[Variant], seeds: Li
     return runs
 
 
+def launch_order(runs: List[RunSpec]) -> List[RunSpec]:
+    """The runs seeds outer, variants inner: a comparison stopped part-way (a session's end, a
+    cluster's time limit) leaves every variant with the same seeds done, or one fewer."""
+    return sorted(runs, key=lambda run: run.seed)
+
+
 def newest_last_checkpoint(run: RunSpec) -> Optional[Path]:
     """The newest ``version_*/checkpoints/last.ckpt`` under the run's folder, or None."""
     found = sorted(run.path.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)

@@ -3,7 +3,7 @@ import json
 import os
 import time
 
-from ram_lightning.compare.runs import newest_last_checkpoint, plan_runs
+from ram_lightning.compare.runs import launch_order, newest_last_checkpoint, plan_runs
 from ram_lightning.compare.variants import parse_variant
 
 
@@ -40,3 +40,10 @@ def test_a_run_resumes_from_its_newest_last_checkpoint(tmp_path):
         path.write_bytes(b"x")
         os.utime(path, (time.time() + version, time.time() + version))
     assert newest_last_checkpoint(run) == run.path / "version_1" / "checkpoints" / "last.ckpt"
+
+
+def test_runs_launch_seed_by_seed_so_a_stopped_comparison_stays_balanced(tmp_path):
+    variants = [parse_variant(name) for name in ("reinforce", "vimco", "wake_sleep")]
+    runs = plan_runs(tmp_path, [], variants, [0, 1], None, "g", {})
+    assert [(r.label, r.seed) for r in launch_order(runs)] == [
+        ("reinforce", 0), ("vimco", 0), ("wake_sleep", 0), ("reinforce", 1), ("vimco", 1), ("wake_sleep", 1)]
