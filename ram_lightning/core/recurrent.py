@@ -52,12 +52,15 @@ class PredictionNetwork(nn.Module):
         zeros = torch.zeros_like(context)
         return (zeros, zeros), (context, zeros)
 
-    def forward(self, glimpse: Tensor, bottom: State, top: State, update_top: bool = True) -> Tuple[State, State]:
+    def forward(self, glimpse: Tensor, bottom: State, top: State, update_top: bool = True,
+                detach_top_input: bool = False) -> Tuple[State, State]:
         """glimpse [R, input_size] -> new (bottom, top) states, each ([R, hidden], [R, hidden]).
 
-        ``update_top=False`` skips the top layer (after the last glimpse nothing reads it).
+        ``update_top=False`` skips the top layer (after the last glimpse nothing reads it);
+        ``detach_top_input`` feeds the top layer a detached copy of the bottom state, so no
+        gradient flows from the top layer into the bottom one.
         """
         bottom = self.bottom(glimpse, bottom)
         if update_top:
-            top = self.top(bottom[0], top)
+            top = self.top(bottom[0].detach() if detach_top_input else bottom[0], top)
         return bottom, top

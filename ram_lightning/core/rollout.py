@@ -8,7 +8,7 @@ from __future__ import annotations
 import warnings
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Callable, Literal, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +21,8 @@ from .recurrent import ContextNetwork, PredictionNetwork
 
 # A proposal maps (top hidden state [B*K, H], glimpse index n) to q(a_n | y, a_<n, I).
 Proposal = Callable[[Tensor, int], AttentionDistribution]
+# Where the policy's gradient stops (AttentionCore's detach_policy_input): nowhere, the policy's input, the top LSTM's input.
+DetachPoint = Union[bool, Literal["top_input"]]
 
 
 @dataclass
@@ -79,10 +81,15 @@ class AttentionCore(nn.Module):
         location_std: std of the location policy (fixed, or initial when learned).
         learn_std: learn a state-dependent std.
         scale_epsilon: epsilon-uniform mixing of the scale policy in training.
-        detach_policy_input: feed the policy a detached copy of the top state, so the
-            estimator's score-function term trains only the policy head (the choice of most
-            RAM re-implementations: lower variance in the shared layers, but the gradient is
-            then that of F only for the head's parameters). Default False: the exact gradient.
+        detach_policy_input: where the estimator's score-function term (and a pathwise
+            location gradient) stops on its way back from the policy. False (default): nowhere,
+            the exact gradient. True: at the policy's input, a detached copy of the top state, so
+            it trains only the policy head (the choice of most RAM re-implementations); the top
+            LSTM and the context network, which feed nothing else, then get no gradient at all.
+            ``top_input``: at the top LSTM's input, a detached copy of the bottom state, so it
+            trains the head, the top LSTM and the context network (their gradient is exact) and
+            stays out of the bottom LSTM and the glimpse network. True and ``top_input`` give the
+            gradient of F exactly only for the parameters they let it reach.
     """
 
     def __init__(
@@ -99,7 +106,7 @@ class AttentionCore(nn.Module):
         location_std: float = 0.1,
         learn_std: bool = False,
         scale_epsilon: float = 0.0,
-        detach_policy_input: bool = False,
+        detach_policy_input: DetachPoint = False,
     ) -> None:
         super().__init__()
         if len(tuple(image_shape)) != 3:
@@ -113,6 +120,8 @@ class AttentionCore(nn.Module):
             raise UserError(f"AttentionCore: scales must be a non-empty list of positive factors, got {scales!r}")
         if not location_std > 0:
             raise UserError(f"AttentionCore: location_std must be > 0 (the std of the Gaussian location policy), got {location_std}")
+        if not (isinstance(detach_policy_input, bool) or detach_policy_input == "top_input"):
+            raise UserError(f"AttentionCore: detach_policy_input must be false, true or top_input, got {detach_policy_input!r}")
         if not 0 <= scale_epsilon <= 1:
             raise UserError(f"AttentionCore: scale_epsilon must be in [0, 1], got {scale_epsilon}")
         smallest = glimpse_size * 2 ** (num_patches - 1) * min(scales or [1.0])
@@ -170,7 +179,7 @@ class AttentionCore(nn.Module):
         locations, scales, top_states, step_prior, step_proposal = [], [], [], [], []
         pyramid = self.sensor.pyramid(images)  # built once, read by every glimpse
         for step in range(self.num_glimpses):
-            prior = self.policy(top[0].detach() if self.detach_policy_input else top[0])
+            prior = self.policy(top[0].detach() if self.detach_policy_input is True else top[0])
             if record_states:
                 top_states.append(top[0].detach())
             if proposal is not None:
@@ -190,7 +199,8 @@ class AttentionCore(nn.Module):
             )  # [B, K, P, C, g, g]
             features = self.glimpse(patches.reshape(batch * samples, -1), where_features(action, self.num_scales))
             last = step == self.num_glimpses - 1  # the top layer's last update would emit nothing
-            bottom, top = self.recurrent(features, bottom, top, update_top=not last)
+            bottom, top = self.recurrent(features, bottom, top, update_top=not last,
+                                         detach_top_input=self.detach_policy_input == "top_input")
             locations.append(action.location)
             if action.scale is not None:
                 scales.append(action.scale)

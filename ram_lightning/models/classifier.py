@@ -32,6 +32,7 @@ from torchmetrics import MeanMetric
 
 from estimators import Estimator, SampleTerms
 from ram_lightning.core import AttentionCore, InferenceNetwork, Rollout
+from ram_lightning.core.rollout import DetachPoint
 from ram_lightning.core.precision import Float32Linear
 from ram_lightning.errors import UserError
 from ram_lightning.models.compiled_step import CompileOption
@@ -57,8 +58,8 @@ class AttentionClassifier(EstimatorModule):
     An ``AttentionCore`` (whose arguments it takes, documented there and below) with a class head
     on its bottom LSTM state, a learned baseline and an inference network q where the estimator
     asks for them. With ``pathwise``, ``detach_policy_input`` also cuts the reparameterised
-    locations' path into the policy's mean from the states (the head still gets it; the exact
-    gradient needs false).
+    locations' path into the policy's mean at the same point (true: the head still gets it;
+    ``top_input``: the head, top LSTM and context network; the exact gradient needs false).
 
     Args:
         image_shape: (C, H, W) of the images; linked from the DataModule by the ``ram`` CLI.
@@ -98,7 +99,7 @@ class AttentionClassifier(EstimatorModule):
         location_std: float = 0.1,
         learn_std: bool = False,
         scale_epsilon: float = 0.0,
-        detach_policy_input: bool = False,
+        detach_policy_input: DetachPoint = False,
         estimator: Union[str, Estimator] = "reinforce",
         optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: Optional[LRSchedulerCallable] = None,
