@@ -18,7 +18,6 @@ setting other than the estimator is compared by joining two comparisons: ``ram_l
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import signal
@@ -30,7 +29,7 @@ from ram_lightning.compare.experiment import config_num_samples, differing_keys,
 from ram_lightning.compare.join import join_report
 from ram_lightning.compare.launch import LAUNCHERS, StopRequest, launch
 from ram_lightning.compare.runs import (EXPERIMENT_FILE, RunSpec, is_done, launch_order, newest_last_checkpoint, plan_runs,
-                                        read_result)
+                                        read_comparison, read_result)
 from ram_lightning.compare.tables import write_report
 from ram_lightning.compare.trajectories import read_metrics
 from ram_lightning.compare.variants import parse_variant
@@ -140,7 +139,7 @@ def experiment_record(out: Path, record: Dict[str, Any]) -> Dict[str, Any]:
     path = out / EXPERIMENT_FILE
     if not path.is_file():
         return record
-    stored = json.loads(path.read_text())
+    stored = read_comparison(out, "--out")
     keys = differing_keys(stored["fingerprint"], record["fingerprint"])
     if keys:
         shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
@@ -204,10 +203,7 @@ def run_compare(argv: List[str]) -> int:
         _say(f"report in {out}" if text else "no joined comparison has a finished run yet")
         return 0
     if args.report_only:
-        path = out / EXPERIMENT_FILE
-        if not path.is_file():
-            raise UserError(f"--report-only: {path} not found; no comparison has run in --out {out}")
-        stored = json.loads(path.read_text())
+        stored = read_comparison(out, "--out")
         check_variance_reference(args.variance_reference, stored["variants"])
         runs = [RunSpec(**spec) for spec in stored["runs"]]
         text = report(out, runs, stored["command"], targets, stored["title"], args.variance_reference)

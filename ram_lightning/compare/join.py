@@ -14,29 +14,17 @@ the sources. The joined folders are only read.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ram_lightning.compare.experiment import differing_keys
-from ram_lightning.compare.runs import EXPERIMENT_FILE, RunSpec, read_result
+from ram_lightning.compare.runs import RunSpec, read_comparison, read_result
 from ram_lightning.compare.tables import write_report
 from ram_lightning.compare.trajectories import Rows, read_metrics
 from ram_lightning.diagnostics.run_summary import write_json_atomically
 from ram_lightning.errors import UserError
 
 JOINED_FILE = "joined.json"
-
-
-def read_comparison(folder: Path) -> dict:
-    """A comparison's ``compare.json`` (a UserError naming the folder if it has none)."""
-    path = folder / EXPERIMENT_FILE
-    if not path.is_file():
-        raise UserError(f"--join {folder}: {path} not found; expected the --out folder of a `ram compare`")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise UserError(f"--join {folder}: {path} is not a comparison record ({error})") from None
 
 
 def joined_label(label: str, folder: Path) -> str:
@@ -56,7 +44,7 @@ def differences(stored: Sequence[dict], folders: Sequence[Path]) -> List[str]:
 
 def collect_joined(folders: Sequence[Path]) -> Tuple[List[dict], Dict[Tuple[str, int], Rows], List[str]]:
     """Every finished run's result (relabelled), its metrics by (label, seed), and the differences."""
-    stored = [read_comparison(folder) for folder in folders]
+    stored = [read_comparison(folder, "--join") for folder in folders]
     results: List[dict] = []
     metrics: Dict[Tuple[str, int], Rows] = {}
     for folder, record in zip(folders, stored):

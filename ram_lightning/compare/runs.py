@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ram_lightning.compare.variants import Variant, estimator_spec, folder_name
+from ram_lightning.errors import UserError
 
 EXPERIMENT_FILE = "compare.json"
 RESULT_FILE = "result.json"
@@ -94,6 +95,18 @@ def newest_last_checkpoint(run: RunSpec) -> Optional[Path]:
     """The newest ``version_*/checkpoints/last.ckpt`` under the run's folder, or None."""
     found = sorted(run.path.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
+
+
+def read_comparison(folder: Path, option: str) -> dict:
+    """The ``compare.json`` in ``folder``; a UserError naming ``option`` (the flag that named the
+    folder) if it is missing or unreadable."""
+    path = folder / EXPERIMENT_FILE
+    if not path.is_file():
+        raise UserError(f"{option} {folder}: {path} not found; no comparison has run in {folder}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{option} {folder}: {path} is not a comparison record ({error})") from None
 
 
 def is_done(run: RunSpec) -> bool:

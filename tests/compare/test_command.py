@@ -130,7 +130,7 @@ def test_ctrl_c_stops_the_runs_with_their_checkpoints_and_the_same_command_resum
     (["--out", "x", "--estimators", "reinforce", "reinforce"], "the same variant is given twice"),
     (["--out", "x", "--estimators", "reinforce", "--seeds", "0"], "--seeds and --jobs must be >= 1"),
     (["--out", "x", "--estimators", "reinforce", "--targets", "5"], "must be a fraction"),
-    (["--out", "x", "--report-only"], "no comparison has run in --out x"),
+    (["--out", "x", "--report-only"], "--out x: x/compare.json not found; no comparison has run in x"),
     (["--out", "x", "--estimators", "reinforce", "--slurm.partition"], "--slurm.partition: expected a value"),
     (["--out", "x", "--estimators", "reinforce", "--variance-reference", "vimco"], "'vimco' is not a variant of this comparison"),
     (["--out", "x", "--estimators", "reinforce", "--trainer.max_stepz", "3"], "--trainer.max_stepz"),
@@ -160,3 +160,16 @@ def test_an_out_that_is_a_file_a_captioner_and_a_fixed_log_folder_are_refused(tm
             main(args)
         assert stop.value.code == 2
         assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_damaged_comparison_record_is_one_line_for_a_rerun_and_a_report(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "compare.json").write_text('{"runs": [')  # cut short, e.g. by a full disk before atomic writes
+    for extra in (["--estimators", "reinforce"], ["--report-only"]):
+        with pytest.raises(SystemExit) as stop:
+            main([*SMOKE, "--out", str(out), *extra])
+        assert stop.value.code == 2
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert line.startswith(f"ram: error: --out {out}: {out / 'compare.json'} is not a comparison record"), line
+    assert (out / "compare.json").read_text() == '{"runs": ['  # left for the user to look at
