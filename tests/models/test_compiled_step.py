@@ -54,6 +54,11 @@ def test_the_classifier_step_is_one_graph_for_every_estimator(name, options, mod
     assert graph_breaks(model._training_forward, classifier_batch()) == (1, 0, [])
 
 
+def test_a_cut_at_the_top_lstm_input_keeps_the_classifier_step_one_graph():
+    model = AttentionClassifier(**SMALL, detach_policy_input="top_input", estimator=get_estimator("reinforce", num_samples=2)).train()
+    assert graph_breaks(model._training_forward, classifier_batch()) == (1, 0, [])
+
+
 @pytest.mark.parametrize("name", [n for n in available_estimators() if not get_estimator(n).reparameterize_locations])
 def test_the_captioner_step_is_one_graph_for_every_estimator(name):  # (its attention has no location to reparameterise)
     model, batch = captioner_and_batch(get_estimator(name, num_samples=2))
