@@ -22,14 +22,15 @@ import os
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ram_lightning.compare.experiment import config_num_samples, differing_keys, fingerprint, get_path, resolve_fit_config
 from ram_lightning.compare.join import join_report
 from ram_lightning.compare.launch import LAUNCHERS, StopRequest, launch
-from ram_lightning.compare.runs import (EXPERIMENT_FILE, RunSpec, is_done, launch_order, newest_last_checkpoint, plan_runs,
-                                        read_comparison, read_result)
+from ram_lightning.compare.runs import (EXPERIMENT_FILE, RunSpec, is_done, launch_order, newest_last_checkpoint, pace_line,
+                                        plan_runs, read_comparison, read_result)
 from ram_lightning.compare.tables import write_report
 from ram_lightning.compare.trajectories import read_metrics
 from ram_lightning.compare.variants import parse_variant
@@ -243,11 +244,15 @@ def run_compare(argv: List[str]) -> int:
         _say(f"report in {out / 'table.md'}")
         return 0
 
+    started, ended = time.monotonic(), []
+
     def said(run: RunSpec, outcome: Dict[str, Any]) -> None:
         result = read_result(run)
+        ended.append(run)
         detail = f"test error {100 * result['test_error']:.2f}%" if result and result.get("test_error") is not None else \
             outcome.get("error") or f"exit status {outcome.get('exit_code')}"
-        _say(f"{run.label} seed {run.seed}: {outcome['status']} ({detail})" + (f"; log {outcome['log']}" if outcome.get("log") else ""))
+        _say(f"{run.label} seed {run.seed}: {outcome['status']} ({detail})" + (f"; log {outcome['log']}" if outcome.get("log") else "")
+             + f" [{pace_line(len(ended), len(todo), time.monotonic() - started)}]")
 
     with StopRequest() as stop:
         outcomes = launch(todo, args.launcher, out / "jobs", args.jobs, slurm_options, said, stop, f"ram-compare-{group}")

@@ -91,6 +91,15 @@ def launch_order(runs: List[RunSpec]) -> List[RunSpec]:
     return sorted(runs, key=lambda run: run.seed)
 
 
+def pace_line(ended: int, total: int, elapsed_s: float) -> str:
+    """``"3 of 12 ended in 25 min; about 75 min to go at this pace"``: the wall time so far per
+    ended run, times the runs left (runs at a time are already in that pace)."""
+    line = f"{ended} of {total} ended in {elapsed_s / 60:.0f} min"
+    if ended < total:
+        line += f"; about {(total - ended) * elapsed_s / max(ended, 1) / 60:.0f} min to go at this pace"
+    return line
+
+
 def newest_last_checkpoint(run: RunSpec) -> Optional[Path]:
     """The newest ``version_*/checkpoints/last.ckpt`` under the run's folder, or None."""
     found = sorted(run.path.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)

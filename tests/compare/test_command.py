@@ -38,6 +38,8 @@ def test_variants_over_seeds_run_as_jobs_report_once_and_are_not_mixed_with_anot
     first = compare(*args, cwd=tmp_path)
     assert said(first)[0] == "ram compare: 0 of 4 runs done; starting 4"
     assert said(first)[-1] == f"ram compare: 4 of 4 runs done; report in {out}"
+    ends = [line for line in said(first) if ": done (test error " in line]
+    assert len(ends) == 4 and ends[0].endswith(" to go at this pace]") and "[4 of 4 ended in " in ends[-1]
     results = json.loads((out / "results.json").read_text())
     labels = ("reinforce", "wake_sleep_cv:prior_coefficient=0")
     assert [(r["label"], r["seed"]) for r in results] == [(v, s) for v in labels for s in (0, 1)]

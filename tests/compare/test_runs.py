@@ -3,7 +3,7 @@ import json
 import os
 import time
 
-from ram_lightning.compare.runs import launch_order, newest_last_checkpoint, plan_runs
+from ram_lightning.compare.runs import launch_order, newest_last_checkpoint, pace_line, plan_runs
 from ram_lightning.compare.variants import parse_variant
 
 
@@ -47,3 +47,8 @@ def test_runs_launch_seed_by_seed_so_a_stopped_comparison_stays_balanced(tmp_pat
     runs = plan_runs(tmp_path, [], variants, [0, 1], None, "g", {})
     assert [(r.label, r.seed) for r in launch_order(runs)] == [
         ("reinforce", 0), ("vimco", 0), ("wake_sleep", 0), ("reinforce", 1), ("vimco", 1), ("wake_sleep", 1)]
+
+
+def test_the_pace_line_says_how_long_the_runs_left_take_at_the_pace_so_far():
+    assert pace_line(3, 12, 25 * 60) == "3 of 12 ended in 25 min; about 75 min to go at this pace"
+    assert pace_line(12, 12, 100 * 60) == "12 of 12 ended in 100 min"
