@@ -252,7 +252,7 @@ def run_compare(argv: List[str]) -> int:
         detail = f"test error {100 * result['test_error']:.2f}%" if result and result.get("test_error") is not None else \
             outcome.get("error") or f"exit status {outcome.get('exit_code')}"
         _say(f"{run.label} seed {run.seed}: {outcome['status']} ({detail})" + (f"; log {outcome['log']}" if outcome.get("log") else "")
-             + f" [{pace_line(len(ended), len(todo), time.monotonic() - started)}]")
+             + f" [{pace_line(len(ended), len(todo), time.monotonic() - started, args.jobs)}]")
 
     with StopRequest() as stop:
         outcomes = launch(todo, args.launcher, out / "jobs", args.jobs, slurm_options, said, stop, f"ram-compare-{group}")

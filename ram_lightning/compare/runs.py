@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -86,17 +86,19 @@ def plan_runs(out: Path, fit_args: List[str], variants: List[Variant], seeds: Li
 
 
 def launch_order(runs: List[RunSpec]) -> List[RunSpec]:
-    """The runs seeds outer, variants inner: a comparison stopped part-way (a session's end, a
-    cluster's time limit) leaves every variant with the same seeds done, or one fewer."""
+    """The runs seeds outer, variants inner, so that a comparison stopped part-way (a session's
+    end, a cluster's time limit) leaves the variants with about as many seeds done each, rather
+    than whole variants not started."""
     return sorted(runs, key=lambda run: run.seed)
 
 
-def pace_line(ended: int, total: int, elapsed_s: float) -> str:
-    """``"3 of 12 ended in 25 min; about 75 min to go at this pace"``: the wall time so far per
-    ended run, times the runs left (runs at a time are already in that pace)."""
+def pace_line(ended: int, total: int, elapsed_s: float, jobs: int) -> str:
+    """``"4 of 12 ended in 25 min; about 50 min to go at this pace"``: the wall time so far per
+    ended run, times the runs left. Said only once ``jobs`` runs (those at a time) have ended:
+    before, the first runs' ends say nothing of the pace. Resumed runs make it look faster."""
     line = f"{ended} of {total} ended in {elapsed_s / 60:.0f} min"
-    if ended < total:
-        line += f"; about {(total - ended) * elapsed_s / max(ended, 1) / 60:.0f} min to go at this pace"
+    if min(jobs, total) <= ended < total:
+        line += f"; about {(total - ended) * elapsed_s / ended / 60:.0f} min to go at this pace"
     return line
 
 
@@ -106,16 +108,26 @@ def newest_last_checkpoint(run: RunSpec) -> Optional[Path]:
     return found[-1] if found else None
 
 
+RECORD_KEYS = ("fingerprint", "variants", "seeds", "runs", "command", "title")  # what compare.json holds
+
+
 def read_comparison(folder: Path, option: str) -> dict:
     """The ``compare.json`` in ``folder``; a UserError naming ``option`` (the flag that named the
-    folder) if it is missing or unreadable."""
+    folder) if it is missing, unreadable or not a comparison record (its keys, and each run's)."""
     path = folder / EXPERIMENT_FILE
     if not path.is_file():
         raise UserError(f"{option} {folder}: {path} not found; no comparison has run in {folder}")
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise UserError(f"{option} {folder}: {path} is not a comparison record ({error})") from None
+    required = {f.name for f in fields(RunSpec) if f.default is MISSING and f.default_factory is MISSING}
+    missing = [key for key in RECORD_KEYS if key not in record] if isinstance(record, dict) else list(RECORD_KEYS)
+    if not missing and not (isinstance(record["runs"], list) and all(isinstance(r, dict) and required <= set(r) for r in record["runs"])):
+        missing = [f"runs[].{key}" for key in sorted(required)]
+    if missing:
+        raise UserError(f"{option} {folder}: {path} is not a comparison record (expected the keys {', '.join(missing)})")
+    return record
 
 
 def is_done(run: RunSpec) -> bool:

@@ -87,9 +87,10 @@ class AttentionCore(nn.Module):
             it trains only the policy head (the choice of most RAM re-implementations); the top
             LSTM and the context network, which feed nothing else, then get no gradient at all.
             ``top_input``: at the top LSTM's input, a detached copy of the bottom state, so it
-            trains the head, the top LSTM and the context network (their gradient is exact) and
-            stays out of the bottom LSTM and the glimpse network. True and ``top_input`` give the
-            gradient of F exactly only for the parameters they let it reach.
+            trains the head, the top LSTM and the context network and stays out of the bottom
+            LSTM and the glimpse network. For a score-function estimator, true and ``top_input``
+            give the undetached gradient exactly for the parameters they let the term reach; a
+            pathwise gradient also loses its path through the states that later glimpses read.
     """
 
     def __init__(

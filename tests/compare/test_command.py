@@ -39,7 +39,7 @@ def test_variants_over_seeds_run_as_jobs_report_once_and_are_not_mixed_with_anot
     assert said(first)[0] == "ram compare: 0 of 4 runs done; starting 4"
     assert said(first)[-1] == f"ram compare: 4 of 4 runs done; report in {out}"
     ends = [line for line in said(first) if ": done (test error " in line]
-    assert len(ends) == 4 and ends[0].endswith(" to go at this pace]") and "[4 of 4 ended in " in ends[-1]
+    assert len(ends) == 4 and ends[0].endswith("min]") and ends[1].endswith(" to go at this pace]") and "[4 of 4 ended in " in ends[-1]
     results = json.loads((out / "results.json").read_text())
     labels = ("reinforce", "wake_sleep_cv:prior_coefficient=0")
     assert [(r["label"], r["seed"]) for r in results] == [(v, s) for v in labels for s in (0, 1)]
@@ -164,14 +164,18 @@ def test_an_out_that_is_a_file_a_captioner_and_a_fixed_log_folder_are_refused(tm
         assert message in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_a_damaged_comparison_record_is_one_line_for_a_rerun_and_a_report(tmp_path, capsys):
+A_RUN_WITHOUT_ITS_FIELDS = '{"fingerprint": {}, "variants": [], "seeds": 1, "command": "", "title": "", "runs": [{"label": "x"}]}'
+
+
+@pytest.mark.parametrize("content", ['{"runs": [', "[]", '{"runs": []}', A_RUN_WITHOUT_ITS_FIELDS])
+def test_a_damaged_comparison_record_is_one_line_for_a_rerun_and_a_report(content, tmp_path, capsys):
     out = tmp_path / "cmp"
     out.mkdir()
-    (out / "compare.json").write_text('{"runs": [')  # cut short, e.g. by a full disk before atomic writes
+    (out / "compare.json").write_text(content)  # cut short (e.g. by a full disk before atomic writes) or hand-edited
     for extra in (["--estimators", "reinforce"], ["--report-only"]):
         with pytest.raises(SystemExit) as stop:
             main([*SMOKE, "--out", str(out), *extra])
         assert stop.value.code == 2
         line = capsys.readouterr().err.strip().splitlines()[-1]
         assert line.startswith(f"ram: error: --out {out}: {out / 'compare.json'} is not a comparison record"), line
-    assert (out / "compare.json").read_text() == '{"runs": ['  # left for the user to look at
+    assert (out / "compare.json").read_text() == content  # left for the user to look at

@@ -50,5 +50,6 @@ def test_runs_launch_seed_by_seed_so_a_stopped_comparison_stays_balanced(tmp_pat
 
 
 def test_the_pace_line_says_how_long_the_runs_left_take_at_the_pace_so_far():
-    assert pace_line(3, 12, 25 * 60) == "3 of 12 ended in 25 min; about 75 min to go at this pace"
-    assert pace_line(12, 12, 100 * 60) == "12 of 12 ended in 100 min"
+    assert pace_line(4, 12, 25 * 60, jobs=2) == "4 of 12 ended in 25 min; about 50 min to go at this pace"
+    assert pace_line(1, 12, 10 * 60, jobs=4) == "1 of 12 ended in 10 min"  # the first ends of 4 at a time say nothing yet
+    assert pace_line(12, 12, 100 * 60, jobs=2) == "12 of 12 ended in 100 min"

@@ -41,6 +41,16 @@ def test_top_input_gives_the_exact_gradient_to_the_policy_layers_and_none_below_
         assert not torch.allclose(cut[name], exact[name], rtol=1e-3, atol=1e-6), name
 
 
+def test_a_pathwise_gradient_is_truncated_by_either_cut():
+    """pathwise also reaches the policy layers through later states (mu_n -> l_n -> glimpse ->
+    bottom -> top -> mu_n+1), which both cuts remove: not the exact gradient, as documented."""
+    exact = surrogate_gradients(False, "pathwise")
+    for detach in (True, "top_input"):
+        cut = surrogate_gradients(detach, "pathwise")
+        torch.testing.assert_close(cut["class head"], exact["class head"], rtol=1e-5, atol=1e-7)  # the same draws
+        assert not torch.allclose(cut["policy head"], exact["policy head"], rtol=1e-3, atol=1e-6), detach
+
+
 def test_true_cuts_at_the_policy_input_so_the_top_lstm_and_context_get_nothing():
     exact, cut = surrogate_gradients(False), surrogate_gradients(True)
     torch.testing.assert_close(cut["policy head"], exact["policy head"], rtol=1e-5, atol=1e-7)
