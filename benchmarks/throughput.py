@@ -37,7 +37,7 @@ size 256, 10 classes, ``reinforce`` with its learned baseline -- for each K. Pri
    shapes, strides and dtype, so bf16 GEMMs for bf16-mixed) -- the rate the matrix units give.
 4. Peak memory of one step per precision (CUDA: allocator statistics; CPU: live tensor
    storages tracked op by op, ``benchmarks.step_costs``).
-5. The captioner's step (configs/flickr8k_wake_sleep_cv.yaml sizes on precomputed 7x7x1280
+5. The captioner's step (configs/flickr8k.yaml sizes on precomputed 7x7x1280
    features, wake_sleep_cv, B = 32, K = 5), 32-bit and bf16-mixed interleaved.
 CPU timings mean something only on an otherwise idle machine: the script prints the load average.
 On a CPU without a native bf16 matrix unit (``ram_lightning.run.precision_choice.cpu_bf16_unit``; e.g.

@@ -115,7 +115,7 @@ def format_report(results: List[Dict[str, object]], captioner: Dict[str, object]
     ms = captioner["step_ms"]
     lines += [
         "",
-        f"5. Captioner step (flickr8k_wake_sleep_cv sizes, precomputed 7x7x1280 features, B={captioner['B']}, K={captioner['K']})",
+        f"5. Captioner step (configs/flickr8k.yaml sizes, precomputed 7x7x1280 features, B={captioner['B']}, K={captioner['K']})",
         "  " + ", ".join(f"{name} {value:.1f} ms" for name, value in ms.items()),
         "  " + ratio_lines(results, captioner)[-1],
     ]

@@ -28,7 +28,7 @@ PRECISIONS = ("32-true", "bf16-mixed")
 SEED = 0
 # The classifier of the benchmark: the AttentionClassifier defaults on 60x60 single-channel images.
 CLASSIFIER = dict(image_shape=(1, 60, 60), num_classes=10, glimpse_size=12, num_patches=3, num_glimpses=6, hidden_size=256)
-# The captioner of configs/flickr8k_wake_sleep_cv.yaml on precomputed 7x7x1280 features, a
+# The captioner of configs/flickr8k.yaml on precomputed 7x7x1280 features, a
 # Flickr8k-sized vocabulary and 16-word captions.
 CAPTIONER = dict(embedding_size=256, hidden_size=512, attention_size=256, encoder="cnn", encoder_channels=(8, 1280))
 CAPTION_VOCABULARY, CAPTION_WORDS, CAPTION_GRID = 2500, 16, (49, 1280)

@@ -1,6 +1,6 @@
 """AttentionCaptioner: Show-Attend-Tell hard-attention captioning trained by any estimator.
 
-    ram fit --config configs/captions_synthetic_reinforce.yaml
+    ram fit --config configs/captions_synthetic.yaml [--config configs/captions_synthetic/reinforce.yaml]
 
 A CNN turns the image into a grid of L feature vectors; an LSTM decoder attends to one grid
 location per word. In training, K attention sequences per caption are drawn (from p, or from

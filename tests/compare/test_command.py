@@ -151,7 +151,7 @@ def test_bad_input_is_one_line_and_exit_status_2(args, message, tmp_path, capsys
 
 def test_an_out_that_is_a_file_a_captioner_and_a_fixed_log_folder_are_refused(tmp_path, capsys, tiny_config, write_config):
     (tmp_path / "file").write_text("")
-    captions = ["--config", str(ROOT / "configs" / "captions_synthetic_reinforce.yaml")]
+    captions = ["--config", str(ROOT / "configs" / "captions_synthetic.yaml")]
     tiny = write_config(tmp_path, tiny_config(tmp_path))  # its CSVLogger has a save_dir of its own
     for args, message in [
         ([*SMOKE, "--out", str(tmp_path / "file" / "sub"), "--estimators", "reinforce"], "is a file; expected a folder"),

@@ -98,6 +98,36 @@ def test_every_shipped_config_is_valid(config, monkeypatch, capsys):
     assert "class_path: ram_lightning.AttentionClassifier" in out or "class_path: ram_lightning.AttentionCaptioner" in out
 
 
+ESTIMATOR_OVERLAYS = sorted(p.relative_to(ROOT / "configs").as_posix() for p in (ROOT / "configs").glob("*/*.yaml")
+                            if (ROOT / "configs" / f"{p.parent.name}.yaml").exists())
+
+
+def test_the_estimator_overlays_are_found():
+    assert {"translated_scaled/reinforce.yaml", "flickr8k/wake_sleep.yaml", "captions_synthetic/reinforce.yaml"} <= set(ESTIMATOR_OVERLAYS)
+
+
+@pytest.mark.parametrize("overlay", ESTIMATOR_OVERLAYS)
+def test_an_estimator_overlay_composed_after_its_base_changes_only_the_estimator(overlay, monkeypatch, capsys):
+    """``configs/<task>/<estimator>.yaml`` after ``configs/<task>.yaml``: the base's run with the estimator named by
+    the overlay's file name, every other setting as the base prints it."""
+    base = f"configs/{overlay.split('/')[0]}.yaml"
+    monkeypatch.chdir(ROOT)
+
+    def printed(*configs):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", *[arg for config in configs for arg in ("--config", config)], "--print_config"])
+        captured = capsys.readouterr()
+        assert exit_info.value.code in (0, None), captured.err
+        return yaml.safe_load(captured.out)
+
+    alone, composed = printed(base), printed(base, f"configs/{overlay}")
+    estimator = composed["model"]["init_args"].pop("estimator")
+    alone["model"]["init_args"].pop("estimator")
+    expected = {"reinforce": "Reinforce", "wake_sleep": "WakeSleep", "wake_sleep_cv": "WakeSleepCV"}[Path(overlay).stem]
+    assert estimator["class_path"].rsplit(".", 1)[-1] == expected
+    assert composed == alone
+
+
 def run_expecting_error(capsys, args) -> str:
     with pytest.raises(SystemExit) as exit_info:
         main(args)

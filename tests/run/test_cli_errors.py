@@ -39,7 +39,7 @@ def test_a_bad_model_option_is_one_line(option, value, message, config, capsys):
 
 def test_pathwise_for_a_model_without_location_gradients_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    config = ROOT / "configs" / "captions_synthetic_reinforce.yaml"
+    config = ROOT / "configs" / "captions_synthetic.yaml"
     line = one_line_error(capsys, ["fit", "--config", str(config), "--model.init_args.estimator", "pathwise"])
     assert line.startswith("ram: error: AttentionCaptioner: estimator pathwise needs the gradient of the likelihood "
                            "with respect to reparameterised glimpse locations")

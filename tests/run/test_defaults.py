@@ -49,7 +49,7 @@ def test_print_config_shows_the_shared_defaults_filled_in(monkeypatch, capsys):
 
 
 def test_a_captioner_checkpoints_its_best_bleu(monkeypatch, capsys):
-    printed = resolved_config(["--config", "configs/captions_synthetic_reinforce.yaml"], monkeypatch, capsys)
+    printed = resolved_config(["--config", "configs/captions_synthetic.yaml"], monkeypatch, capsys)
     best = by_class(printed["trainer"]["callbacks"], "ModelCheckpoint")[0]["init_args"]
     assert (best["monitor"], best["mode"]) == ("val/bleu4", "max")
     assert [c["class_path"].rsplit(".", 1)[-1] for c in printed["trainer"]["callbacks"]][-1] == "GradientVarianceProbe"
