@@ -17,13 +17,13 @@ seeds of each folder.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import torch
 
+from benchmarks.lab.records import write_record
 from estimators import WakeSleepCV
 from ram_lightning.compare.report import mean_sd
 from ram_lightning.diagnostics.probe import gradient_summaries
@@ -119,8 +119,8 @@ def main() -> None:
                 snr = f"; SNR on / off {snr_mean:.2f} ± {snr_sd:.2f}"
             print(f"  {group:12s} {mean:+6.1f} ± {sd:4.1f}%{snr}")
     if args.json:
-        args.json.write_text(json.dumps({"command": "python -m benchmarks.lab.control_variates " + " ".join(map(str, args.folders))
-                                         + f" --batches {args.batches} --draws {args.draws}", **report}, indent=1))
+        arguments = [*args.folders, "--batches", args.batches, "--draws", args.draws]
+        write_record(args.json, "benchmarks.lab.control_variates", arguments, report)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ A fixed-std policy reports its fixed value.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -22,6 +21,7 @@ from typing import Dict, List, Sequence
 import torch
 
 from benchmarks.lab.control_variates import validation_batches
+from benchmarks.lab.records import write_record
 from ram_lightning.compare.report import mean_sd
 
 
@@ -73,8 +73,7 @@ def main() -> None:
             mean, sd = entry["mean_sd"]
             print(f"{folder} (seeds {entry['seeds']}): mean location std {mean:.4f} ± {sd:.4f}")
     if args.json:
-        args.json.write_text(json.dumps({"command": "python -m benchmarks.lab.learned_std " + " ".join(map(str, args.folders))
-                                         + f" --batches {args.batches}", **report}, indent=1))
+        write_record(args.json, "benchmarks.lab.learned_std", [*args.folders, "--batches", args.batches], report)
 
 
 if __name__ == "__main__":
