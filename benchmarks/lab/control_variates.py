@@ -23,7 +23,7 @@ from typing import Dict, List, Sequence
 
 import torch
 
-from benchmarks.lab.records import write_record
+from benchmarks.lab.records import refuse_existing, write_record
 from estimators import WakeSleepCV
 from ram_lightning.compare.report import mean_sd
 from ram_lightning.diagnostics.probe import gradient_summaries
@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=8, help="gradient draws per batch and setting (>= 2)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if args.json:
+        refuse_existing(args.json)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     report = measure(args.folders, args.batches, args.draws)
     for folder, entry in report.items():

@@ -21,7 +21,7 @@ from typing import Dict, List, Sequence
 import torch
 
 from benchmarks.lab.control_variates import validation_batches
-from benchmarks.lab.records import write_record
+from benchmarks.lab.records import refuse_existing, write_record
 from ram_lightning.compare.report import mean_sd
 
 
@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=4, help="validation batches of 128")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if args.json:
+        refuse_existing(args.json)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     report = measure(args.folders, args.batches)
     for folder, entry in report.items():
